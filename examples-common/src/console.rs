@@ -1,0 +1,86 @@
+//! Output. Stdout carries the example's own lines and nothing else; it is
+//! buffered, and flushed whenever the program is about to wait, so a quiet
+//! program shows each line at once while a burst goes out in blocks (one
+//! `println!` per message would lock and write once per line). Rejections
+//! and summaries go to stderr.
+
+use std::fmt;
+use std::io::{BufWriter, Stdout, Write as _};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+
+/// How much of a payload a rejection shows.
+const SHOWN_BYTES: usize = 200;
+
+static STDOUT: LazyLock<Mutex<BufWriter<Stdout>>> =
+    LazyLock::new(|| Mutex::new(BufWriter::new(std::io::stdout())));
+
+fn stdout() -> MutexGuard<'static, BufWriter<Stdout>> {
+    // A thread that panicked while printing leaves a usable buffer behind.
+    STDOUT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Prints one line on stdout, like `println!`, into the shared buffer.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::console::say(format_args!($($arg)*)) };
+}
+
+#[doc(hidden)]
+pub fn say(line: fmt::Arguments<'_>) {
+    // A closed stdout (`| head`) must not stop a server: its lines are dropped.
+    let _ = writeln!(stdout(), "{line}");
+}
+
+/// Writes out what `say!` buffered; called before every wait.
+pub fn flush() {
+    let _ = stdout().flush();
+}
+
+/// Reports a message that was received but cannot be used, on one stderr line.
+pub fn reject(problem: impl fmt::Display, payload: &[u8]) {
+    eprintln!("rejected: {problem}: {}", shown(payload));
+}
+
+/// A payload made fit for one line of a terminal: printable UTF-8 as it is,
+/// anything else escaped (`\n`, `\xff`), cut after 200 bytes.
+pub fn shown(payload: &[u8]) -> String {
+    let head = &payload[..payload.len().min(SHOWN_BYTES)];
+    let mut text = String::with_capacity(head.len());
+    for chunk in head.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                let mut utf8 = [0; 4];
+                let bytes = c.encode_utf8(&mut utf8).as_bytes();
+                text.extend(bytes.escape_ascii().map(char::from));
+            } else {
+                text.push(c);
+            }
+        }
+        text.extend(chunk.invalid().escape_ascii().map(char::from));
+    }
+    if payload.len() > head.len() {
+        text.push_str(&format!("... ({} bytes)", payload.len()));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn printable_text_is_shown_as_it_is() {
+        assert_eq!(shown("10001 -5 °C".as_bytes()), "10001 -5 °C");
+    }
+
+    #[test]
+    fn control_and_invalid_bytes_are_escaped_on_one_line() {
+        assert_eq!(shown(b"a\nb\xff\x00"), "a\\nb\\xff\\x00");
+    }
+
+    #[test]
+    fn long_payloads_are_cut_after_200_bytes() {
+        let text = shown(&[b'x'; 1000]);
+        assert_eq!(text, format!("{}... (1000 bytes)", "x".repeat(200)));
+    }
+}

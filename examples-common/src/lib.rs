@@ -1,0 +1,85 @@
+//! What every example shares, as `zhelpers.h` does for the ZeroMQ Guide's C
+//! examples: the original's ports, endpoint strings, socket set-up with
+//! errors that say what failed, the poller, the stop flag, buffered output
+//! and the `error: ...` exit. Each piece is small enough to read in a minute.
+
+pub mod cli;
+pub mod console;
+pub mod poller;
+pub mod stop;
+
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+
+pub use poller::{Polled, Poller, wait_for_message};
+
+/// Request-reply: the REP server listens here.
+pub const REQREP_PORT: u16 = 5556;
+/// Publish-subscribe: the weather publisher listens here.
+pub const PUBSUB_PORT: u16 = 5556;
+/// Voisietequi: `command` publishes configuration commands here.
+pub const COMMAND_PORT: u16 = 5556;
+/// Voisietequi: computers push their replies to commands here.
+pub const REPLY_PORT: u16 = 5557;
+/// Voisietequi: computers push their results to the saver here.
+pub const SAVE_PORT: u16 = 5558;
+/// Fake mail form: the mailbin collects form posts here.
+pub const MAILBIN_PORT: u16 = 5558;
+
+/// A TCP endpoint: `tcp("*", 5556)` to bind, `tcp("localhost", 5556)` to connect.
+pub fn tcp(host: &str, port: u16) -> String {
+    format!("tcp://{host}:{port}")
+}
+
+/// Creates a socket of `kind`; only fails when the context is gone.
+pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
+    context
+        .socket(kind)
+        .with_context(|| format!("cannot create a {kind:?} socket"))
+}
+
+/// Creates a socket that receives, refusing messages over `max_message_size`
+/// bytes so that no peer can make us allocate without bound (libzmq drops
+/// the connection that sends one).
+pub fn receiver(
+    context: &zmq::Context,
+    kind: zmq::SocketType,
+    limit: &cli::ReceiveLimit,
+) -> Result<zmq::Socket> {
+    let socket = socket(context, kind)?;
+    socket
+        .set_maxmsgsize(limit.max_message_size)
+        .context("cannot set the message size limit")?;
+    Ok(socket)
+}
+
+/// Binds `socket` to `endpoint`, saying which endpoint when that fails
+/// (`cannot bind tcp://*:5556: Address already in use`).
+pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
+    socket
+        .bind(endpoint)
+        .with_context(|| format!("cannot bind {endpoint}"))
+}
+
+/// Connects `socket` to `endpoint`. ZeroMQ connects in the background and
+/// reconnects by itself, so a server that is not running yet is no error.
+pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
+    socket
+        .connect(endpoint)
+        .with_context(|| format!("cannot connect to {endpoint}"))
+}
+
+/// Runs a program's body: installs the Ctrl-C/SIGTERM handler first, flushes
+/// stdout last, and turns an error into one `error: ...` line and exit 1.
+pub fn run(body: impl FnOnce() -> Result<ExitCode>) -> ExitCode {
+    let outcome = stop::install().and_then(|()| body());
+    console::flush();
+    match outcome {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

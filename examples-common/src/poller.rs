@@ -1,0 +1,117 @@
+//! The poller: wait on several sockets at once, as pyzmq's `zmq.Poller`
+//! does, with a timeout, and without missing a Ctrl-C.
+//!
+//! ```no_run
+//! # fn demo(results: &zmq::Socket) -> anyhow::Result<()> {
+//! use examples_common::{Poller, Polled};
+//! let mut poller = Poller::new();
+//! let results_index = poller.register(results);
+//! if let Polled::Ready = poller.poll(Some(std::time::Duration::from_millis(200)))? {
+//!     if poller.is_readable(results_index) {
+//!         let message = results.recv_bytes(0)?;
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+use crate::{console, stop};
+
+/// What a poll saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Polled {
+    /// At least one socket has a message; ask [`Poller::is_readable`] which.
+    Ready,
+    /// The timeout passed with nothing to read.
+    TimedOut,
+    /// Ctrl-C or SIGTERM arrived.
+    Stopped,
+}
+
+/// A set of sockets to wait on for incoming messages.
+pub struct Poller<'a> {
+    items: Vec<zmq::PollItem<'a>>,
+}
+
+impl std::fmt::Debug for Poller<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Poller")
+            .field("sockets", &self.items.len())
+            .finish()
+    }
+}
+
+impl Default for Poller<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'a> Poller<'a> {
+    pub fn new() -> Self {
+        Poller { items: Vec::new() }
+    }
+
+    /// Watches `socket` for incoming messages (pyzmq's
+    /// `poller.register(socket, zmq.POLLIN)`); returns its index.
+    pub fn register(&mut self, socket: &'a zmq::Socket) -> usize {
+        self.items.push(socket.as_poll_item(zmq::POLLIN));
+        self.items.len() - 1
+    }
+
+    /// Waits until a registered socket has a message, `timeout` passes
+    /// (`None`: no timeout) or a stop is requested. Output buffered so far is
+    /// flushed before blocking, never while messages are waiting.
+    pub fn poll(&mut self, timeout: Option<Duration>) -> Result<Polled> {
+        if stop::requested() {
+            return Ok(Polled::Stopped);
+        }
+        if self.poll_once(Duration::ZERO)? {
+            return Ok(Polled::Ready);
+        }
+        console::flush();
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            if stop::requested() {
+                return Ok(Polled::Stopped);
+            }
+            let slice = match deadline {
+                Some(deadline) => deadline.saturating_duration_since(Instant::now()),
+                None => stop::SLICE,
+            };
+            if slice.is_zero() {
+                return Ok(Polled::TimedOut);
+            }
+            if self.poll_once(slice.min(stop::SLICE))? {
+                return Ok(Polled::Ready);
+            }
+        }
+    }
+
+    /// True if the socket at `index` had a message at the last poll.
+    pub fn is_readable(&self, index: usize) -> bool {
+        self.items[index].is_readable()
+    }
+
+    fn poll_once(&mut self, timeout: Duration) -> Result<bool> {
+        // Rounded up, so that a wait of less than a millisecond still waits.
+        let millis = i64::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i64::MAX);
+        match zmq::poll(&mut self.items, millis) {
+            Ok(ready) => Ok(ready > 0),
+            // A signal interrupted the wait; the caller's loop looks at the stop flag.
+            Err(zmq::Error::EINTR) => Ok(false),
+            Err(error) => Err(error).context("cannot poll sockets"),
+        }
+    }
+}
+
+/// Waits for a message on one socket, as a blocking `recv` would, but gives
+/// up after `timeout` and on Ctrl-C.
+pub fn wait_for_message(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Polled> {
+    let mut poller = Poller::new();
+    poller.register(socket);
+    poller.poll(timeout)
+}

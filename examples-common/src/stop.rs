@@ -1,0 +1,55 @@
+//! The stop flag. Ctrl-C (SIGINT) and SIGTERM do not kill the program: they
+//! are counted here, and every loop checks the count between short waits.
+//!
+//! Trap: a signal makes a blocking `recv` or `poll` return `EINTR`, possibly
+//! before the handler (which runs on its own thread) has counted it. So no
+//! program trusts one long blocking call: they wait in slices of
+//! [`SLICE`] and look at the flag between them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+
+/// The longest a program waits without looking at the stop flag.
+pub const SLICE: Duration = Duration::from_millis(50);
+
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts Ctrl-C and SIGTERM from now on instead of dying of them.
+pub fn install() -> Result<()> {
+    ctrlc::set_handler(|| {
+        SIGNALS.fetch_add(1, Ordering::SeqCst);
+    })
+    .context("cannot install the Ctrl-C handler")
+}
+
+/// True once Ctrl-C or SIGTERM has arrived.
+pub fn requested() -> bool {
+    signals() > 0
+}
+
+/// How many times Ctrl-C or SIGTERM has arrived (a second one may mean
+/// "stop now, do not wait").
+pub fn signals() -> usize {
+    SIGNALS.load(Ordering::SeqCst)
+}
+
+/// Sleeps for `duration`, waking early on Ctrl-C. Returns false if a stop
+/// was requested. Pending output is flushed before sleeping.
+pub fn sleep(duration: Duration) -> bool {
+    if !duration.is_zero() {
+        crate::console::flush();
+    }
+    let deadline = Instant::now() + duration;
+    loop {
+        if requested() {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        std::thread::sleep(left.min(SLICE));
+    }
+}

@@ -1,0 +1,82 @@
+//! Weather publisher: binds a PUB socket on tcp://*:5556 and, once a second,
+//! publishes "<zipcode> <temperature>" for one of the zipcodes 10000, 10001
+//! and 10002, which are the topics subscribers filter on.
+//!
+//! ```text
+//!                #-------------#
+//!                |  Publisher  |
+//!                +-------------+
+//!                |     PUB     |
+//!                '-------------'
+//!                      bind
+//!                        |
+//!                     updates
+//!        .---------------+---------------.
+//!        v               v               v
+//!     connect         connect         connect
+//!  .------------.  .------------.  .------------.
+//!  |    SUB     |  |    SUB     |  |    SUB     |
+//!  +------------+  +------------+  +------------+
+//!  | Subscriber |  | Subscriber |  | Subscriber |
+//!  #------------#  #------------#  #------------#
+//! ```
+//!
+//! A publisher does not wait for subscribers: what it sends while nobody is
+//! connected is dropped, and a subscriber only sees updates published after
+//! it joined (the "slow joiner").
+//!
+//! Run with `cargo run -p pubsub --bin pub_server`, then `sub_client` in one
+//! or more other terminals. Ctrl-C stops it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use examples_common::{cli, say, stop};
+use rand::RngExt as _;
+
+/// Publishes random temperatures for three zipcodes on a PUB socket.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on
+    #[arg(default_value_t = examples_common::PUBSUB_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Address to bind, `*` for every interface
+    #[arg(long, value_name = "ADDR", default_value = "*")]
+    bind: String,
+    /// Pause between two updates
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
+    interval: Duration,
+    /// Stop after this many updates (default: publish forever)
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    count: Option<u64>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| publish(&args))
+}
+
+fn publish(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let socket = examples_common::socket(&context, zmq::PUB)?;
+    // Updates nobody received yet are not worth waiting for at exit.
+    socket.set_linger(0)?;
+    examples_common::bind(&socket, &examples_common::tcp(&args.bind, args.port))?;
+
+    let mut rng = rand::rng();
+    let mut published = 0;
+    while !stop::requested() && args.count.is_none_or(|count| published < count) {
+        let zipcode = rng.random_range(10000..=10002);
+        let temperature = rng.random_range(1..215) - 80;
+        let update = format!("{zipcode} {temperature}");
+        say!("{update}");
+        socket.send(update.as_bytes(), 0)?;
+        published += 1;
+        stop::sleep(args.interval);
+    }
+    eprintln!("pub_server: {published} updates published");
+    Ok(ExitCode::SUCCESS)
+}

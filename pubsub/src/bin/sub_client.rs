@@ -1,0 +1,106 @@
+//! Weather subscriber: connects a SUB socket to tcp://localhost:5556,
+//! subscribes to zipcode 10001, and prints the average of five updates.
+//!
+//! Start it after `pub_server`, or before: either way it only sees updates
+//! published once it has joined (the "slow joiner").
+//!
+//! Run with `cargo run -p pubsub --bin sub_client`, with `pub_server`
+//! running in another terminal. Ctrl-C stops it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use examples_common::{Polled, cli, console, say};
+
+/// Averages the temperatures published for one zipcode.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port of the publisher
+    #[arg(default_value_t = examples_common::PUBSUB_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Host of the publisher
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Zipcode (topic) to subscribe to
+    #[arg(long, default_value = "10001", value_parser = zipcode)]
+    zipcode: String,
+    /// How many updates to average
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = cli::count())]
+    updates: u64,
+    /// Give up when no update comes for this long (default: wait forever)
+    #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
+    timeout: Option<Duration>,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn zipcode(text: &str) -> Result<String, &'static str> {
+    match !text.is_empty() && text.bytes().all(|byte| byte.is_ascii_digit()) {
+        true => Ok(text.to_owned()),
+        false => Err("a zipcode is made of digits only"),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| subscribe(&args))
+}
+
+fn subscribe(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    say!(
+        "Collecting updates from weather server at {endpoint} for zipcode {} ...",
+        args.zipcode
+    );
+    let socket = examples_common::receiver(&context, zmq::SUB, &args.limit)?;
+    examples_common::connect(&socket, &endpoint)?;
+    // Trap: subscriptions match byte prefixes, and "10001" would also
+    // match "100012 ...". Subscribing to the zipcode and its space asks for
+    // the whole zipcode.
+    socket.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
+
+    let mut total_temperature: i128 = 0;
+    let mut received = 0;
+    while received < args.updates {
+        match examples_common::wait_for_message(&socket, args.timeout)? {
+            Polled::Ready => {}
+            Polled::Stopped => {
+                eprintln!("sub_client: stopped after {received} updates");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Polled::TimedOut => {
+                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                bail!("no update from {endpoint} within {timeout}");
+            }
+        }
+        let message = socket.recv_bytes(0)?;
+        let Some(temperature) = parse_update(&message, &args.zipcode) else {
+            console::reject("not an update \"<zipcode> <integer>\"", &message);
+            continue;
+        };
+        total_temperature += i128::from(temperature);
+        received += 1;
+        say!("{} {temperature}", args.zipcode);
+    }
+
+    // Rounded toward negative infinity, as Python's `//` does: -7 / 5 is -2.
+    let average = total_temperature.div_euclid(i128::from(args.updates));
+    say!(
+        "Average temperature value for '{}' was {average}C",
+        args.zipcode
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads "<zipcode> <temperature>" for our zipcode: one space, an integer.
+fn parse_update(message: &[u8], zipcode: &str) -> Option<i64> {
+    let (topic, temperature) = std::str::from_utf8(message).ok()?.split_once(' ')?;
+    if topic != zipcode {
+        return None;
+    }
+    temperature.parse().ok()
+}

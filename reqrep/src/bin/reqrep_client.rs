@@ -1,0 +1,75 @@
+//! Request-reply client: connects a REQ socket to tcp://localhost:5556 and
+//! sends "Hello" ten times, waiting for each reply before the next request.
+//!
+//! Started before the server, it simply waits: ZeroMQ connects in the
+//! background and retries until the server is there.
+//!
+//! Run with `cargo run -p reqrep --bin reqrep_client`, with `reqrep_server`
+//! running in another terminal. Ctrl-C stops it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use examples_common::{Polled, cli, console::shown, say};
+
+/// Sends "Hello" requests on a REQ socket and prints each reply.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port of the server
+    #[arg(default_value_t = examples_common::REQREP_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Host of the server
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// How many requests to send
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = cli::count())]
+    requests: u64,
+    /// Give up when a reply takes longer than this (default: wait forever)
+    #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
+    timeout: Option<Duration>,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| request(&args))
+}
+
+fn request(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    say!("Connecting to server...");
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    let socket = examples_common::receiver(&context, zmq::REQ, &args.limit)?;
+    // Trap: a request nobody answers stays queued and would hold the
+    // program at exit; drop it instead.
+    socket.set_linger(0)?;
+    examples_common::connect(&socket, &endpoint)?;
+
+    let mut replies = 0;
+    for request in 1..=args.requests {
+        say!("Sending request {request} ...");
+        socket.send("Hello", 0)?;
+
+        // Trap: REQ must receive before it sends again, so a lost reply
+        // would block it forever; --timeout bounds the wait.
+        match examples_common::wait_for_message(&socket, args.timeout)? {
+            Polled::Ready => {}
+            Polled::Stopped => break,
+            Polled::TimedOut => {
+                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                bail!("no reply from {endpoint} within {timeout}");
+            }
+        }
+        let message = socket.recv_bytes(0)?;
+        say!("Received reply {request} [ {} ]", shown(&message));
+        replies += 1;
+    }
+    if replies < args.requests {
+        eprintln!("reqrep_client: stopped after {replies} replies");
+    }
+    Ok(ExitCode::SUCCESS)
+}

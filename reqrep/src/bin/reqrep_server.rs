@@ -1,0 +1,79 @@
+//! Request-reply server: binds a REP socket on tcp://*:5556, prints each
+//! request, waits one second and replies "World from 5556".
+//!
+//! ```text
+//!     #------------#
+//!     |   Client   |
+//!     +------------+
+//!     |    REQ     |
+//!     '---+--------'
+//!         |    ^
+//!   Hello |    | World
+//!         v    |
+//!     .--------+---.
+//!     |    REP     |
+//!     +------------+
+//!     |   Server   |
+//!     #------------#
+//! ```
+//!
+//! Run with `cargo run -p reqrep --bin reqrep_server`, then
+//! `cargo run -p reqrep --bin reqrep_client` in a second terminal.
+//! Ctrl-C stops it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::Parser;
+use examples_common::{Polled, cli, console::shown, say};
+
+/// Answers every request on a REP socket with "World from <PORT>".
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on
+    #[arg(default_value_t = examples_common::REQREP_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Address to bind, `*` for every interface
+    #[arg(long, value_name = "ADDR", default_value = "*")]
+    bind: String,
+    /// How long to "work" on a request before replying
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
+    delay: Duration,
+    /// Stop after this many replies (default: serve forever)
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    count: Option<u64>,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| serve(&args))
+}
+
+fn serve(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let socket = examples_common::receiver(&context, zmq::REP, &args.limit)?;
+    examples_common::bind(&socket, &examples_common::tcp(&args.bind, args.port))?;
+
+    let mut replies = 0;
+    while args.count.is_none_or(|count| replies < count) {
+        // Wait for the next request from a client.
+        if examples_common::wait_for_message(&socket, None)? == Polled::Stopped {
+            break;
+        }
+        // Read every frame: a REP socket must answer the whole request
+        // before it can receive again, whatever the request holds.
+        let request = socket.recv_multipart(0)?.concat();
+        say!("Received request: {}", shown(&request));
+
+        // Do some "work", then send the reply back to the client.
+        examples_common::stop::sleep(args.delay);
+        socket.send(format!("World from {}", args.port).as_bytes(), 0)?;
+        replies += 1;
+    }
+    eprintln!("reqrep_server: {replies} replies sent");
+    Ok(ExitCode::SUCCESS)
+}
