@@ -1,0 +1,340 @@
+//! The process harness: start one of the example binaries, wait for a line
+//! with a deadline, collect what it printed, signal it, and kill it when it
+//! is dropped, so that a broken program fails a test instead of hanging it.
+//!
+//! ```no_run
+//! use tests::{Program, free_port, WAIT};
+//! let port = free_port().to_string();
+//! let mut server = Program::start("reqrep_server", &[&port, "--bind", "127.0.0.1"]);
+//! let client = Program::start("reqrep_client", &[&port, "--host", "127.0.0.1"]);
+//! let client = client.finish(WAIT);
+//! assert!(client.success());
+//! ```
+
+// A harness failure is a test failure: panicking with a clear message is
+// how it reports one.
+#![allow(clippy::expect_used)]
+
+use std::collections::HashSet;
+use std::io::{BufRead as _, BufReader, Read};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+
+/// How long a test waits for anything before calling the program broken:
+/// generous, since tests share two cores, and never reached when all is well.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// Which of a program's output streams a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// A running example binary.
+#[derive(Debug)]
+pub struct Program {
+    name: String,
+    child: Child,
+    lines: Receiver<(Stream, String)>,
+    stdout: Vec<String>,
+    stderr: Vec<String>,
+    open_streams: usize,
+}
+
+/// A program that has exited, with everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<String>,
+    pub stderr: Vec<String>,
+}
+
+impl Finished {
+    /// True when the program exited with status 0.
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// The exit status as a number (None if killed by a signal).
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+}
+
+impl Program {
+    /// Starts the example binary `name` with `args`.
+    pub fn start(name: &str, args: &[&str]) -> Program {
+        Program::start_command(name, Command::new(binary(name)).args(args))
+    }
+
+    /// Starts a program from a prepared command (extra environment, ...).
+    pub fn start_command(name: &str, command: &mut Command) -> Program {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+        let (sender, lines) = channel();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        forward_lines(stdout, Stream::Stdout, sender.clone());
+        forward_lines(stderr, Stream::Stderr, sender);
+        Program {
+            name: name.to_owned(),
+            child,
+            lines,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            open_streams: 2,
+        }
+    }
+
+    /// The process id, to signal it from outside.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The name the program was started under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until the program prints a line on stdout that contains
+    /// `needle`, and returns it; panics with all output so far after `timeout`.
+    pub fn wait_for_stdout(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(Stream::Stdout, needle, timeout)
+    }
+
+    /// Like [`Program::wait_for_stdout`], on stderr.
+    pub fn wait_for_stderr(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_for(Stream::Stderr, needle, timeout)
+    }
+
+    fn wait_for(&mut self, stream: Stream, needle: &str, timeout: Duration) -> String {
+        let mut seen = self.lines_of(stream).len();
+        // Lines read earlier count too, so a line is never missed.
+        let found = |lines: &[String], from: usize| {
+            lines[from..]
+                .iter()
+                .find(|line| line.contains(needle))
+                .cloned()
+        };
+        if let Some(line) = found(self.lines_of(stream), 0) {
+            return line;
+        }
+        let deadline = Instant::now() + timeout;
+        while self.read_line(deadline) {
+            if let Some(line) = found(self.lines_of(stream), seen) {
+                return line;
+            }
+            seen = self.lines_of(stream).len();
+        }
+        panic!(
+            "{} did not print {needle:?} on {stream:?} within {timeout:?}\n{}",
+            self.name,
+            self.transcript()
+        );
+    }
+
+    /// Lines printed so far on `stream`, without waiting.
+    pub fn lines_of(&self, stream: Stream) -> &[String] {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        }
+    }
+
+    /// Takes in every line printed so far, without waiting, and returns
+    /// those that arrived with this call, in order.
+    pub fn new_lines(&mut self) -> Vec<(Stream, String)> {
+        let mut fresh = Vec::new();
+        while let Ok((stream, line)) = self.lines.try_recv() {
+            self.keep(stream, &line);
+            fresh.push((stream, line));
+        }
+        fresh
+    }
+
+    /// Sends `signal` (Ctrl-C is `Signal::SIGINT`).
+    pub fn signal(&self, signal: Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        // The process may have exited already; that is for the test to see.
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits for the program to exit and close its output; panics after
+    /// `timeout` with everything it printed.
+    pub fn finish(mut self, timeout: Duration) -> Finished {
+        let deadline = Instant::now() + timeout;
+        while self.open_streams > 0 && self.read_line(deadline) {}
+        loop {
+            if let Some(status) = self.child.try_wait().expect("cannot wait for a child") {
+                return Finished {
+                    status,
+                    stdout: std::mem::take(&mut self.stdout),
+                    stderr: std::mem::take(&mut self.stderr),
+                };
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "{} did not exit within {timeout:?}\n{}",
+                    self.name,
+                    self.transcript()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `signal` and waits for the program to exit.
+    pub fn stop(self, signal: Signal, timeout: Duration) -> Finished {
+        self.signal(signal);
+        self.finish(timeout)
+    }
+
+    /// Everything printed so far, for failure messages.
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- {name} stdout\n{}\n--- {name} stderr\n{}",
+            self.stdout.join("\n"),
+            self.stderr.join("\n"),
+            name = self.name
+        )
+    }
+
+    /// Reads one line, or notes a closed stream; false once `deadline`
+    /// passed or both streams are closed.
+    fn read_line(&mut self, deadline: Instant) -> bool {
+        if self.open_streams == 0 {
+            return false;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.lines.recv_timeout(left) {
+            Ok((stream, line)) => {
+                self.keep(stream, &line);
+                true
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                self.open_streams = 0;
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => false,
+        }
+    }
+
+    fn keep(&mut self, stream: Stream, line: &str) {
+        match stream {
+            Stream::Stdout => self.stdout.push(line.to_owned()),
+            Stream::Stderr => self.stderr.push(line.to_owned()),
+        }
+    }
+}
+
+impl Drop for Program {
+    fn drop(&mut self) {
+        // Never leave a process behind, whatever the test did.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn forward_lines(stream: impl Read + Send + 'static, kind: Stream, sender: Sender<(Stream, String)>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.strip_suffix('\n').unwrap_or(&text);
+                    if sender.send((kind, text.to_owned())).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The path of the example binary `name`, built beside the running
+/// executable (`target/debug` or `target/release`).
+///
+/// `cargo test` builds only the binaries of the package under test and
+/// `cargo run --bin tour` only the tour, so the first call builds every
+/// binary of the workspace, in the same profile; when they are up to date
+/// this takes a moment and changes nothing.
+pub fn binary(name: &str) -> PathBuf {
+    static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
+    DIRECTORY.get_or_init(build_binaries).join(name)
+}
+
+fn build_binaries() -> PathBuf {
+    let executable = std::env::current_exe().expect("cannot find the running executable");
+    let mut directory = executable.parent().expect("an executable has a folder");
+    // Test executables live one level down, in `deps`.
+    if directory.ends_with("deps") {
+        directory = directory.parent().expect("deps has a parent");
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "--workspace", "--bins"]);
+    if directory.ends_with("release") {
+        build.arg("--release");
+    }
+    if let Some(workspace) = workspace_root() {
+        build.current_dir(workspace);
+    }
+    let status = build.status().expect("cannot run cargo to build the examples");
+    assert!(status.success(), "building the example binaries failed");
+    directory.to_path_buf()
+}
+
+fn workspace_root() -> Option<&'static Path> {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent()
+}
+
+/// A TCP port on 127.0.0.1 that nothing listens on, never the same twice
+/// in one process, so that tests running side by side do not collide.
+pub fn free_port() -> u16 {
+    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+    let mut given = GIVEN.lock().unwrap_or_else(|poison| poison.into_inner());
+    let given = given.get_or_insert_with(HashSet::new);
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot find a free port");
+        let port = listener.local_addr().expect("a bound listener has an address").port();
+        if given.insert(port) {
+            return port;
+        }
+    }
+}
+
+/// Asserts what every program owes a requested stop (Ctrl-C, SIGTERM):
+/// exit status 0, a stderr line containing `summary`, and no panic.
+pub fn assert_stopped_cleanly(finished: &Finished, summary: &str) {
+    let stderr = finished.stderr.join("\n");
+    assert!(
+        finished.success(),
+        "expected exit 0, got {:?}\n{stderr}",
+        finished.status
+    );
+    assert!(!stderr.contains("panicked"), "panic on stop:\n{stderr}");
+    assert!(
+        finished.stderr.iter().any(|line| line.contains(summary)),
+        "no summary {summary:?} on stderr:\n{stderr}"
+    );
+}

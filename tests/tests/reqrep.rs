@@ -1,0 +1,141 @@
+//! Request-reply: `reqrep_server` and `reqrep_client`, as in the README.
+
+use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
+
+fn server(port: &str, extra: &[&str]) -> Program {
+    let args = [&[port, "--bind", "127.0.0.1", "--delay", "10ms"], extra].concat();
+    Program::start("reqrep_server", &args)
+}
+
+fn client(port: &str, extra: &[&str]) -> Program {
+    let args = [&[port, "--host", "127.0.0.1"], extra].concat();
+    Program::start("reqrep_client", &args)
+}
+
+fn expected_client_lines(port: &str, requests: u32) -> Vec<String> {
+    let mut lines = vec!["Connecting to server...".to_owned()];
+    for request in 1..=requests {
+        lines.push(format!("Sending request {request} ..."));
+        lines.push(format!("Received reply {request} [ World from {port} ]"));
+    }
+    lines
+}
+
+#[test]
+fn client_gets_ten_replies_from_server() {
+    let port = free_port().to_string();
+    let server = server(&port, &["--count", "10"]);
+    let client = client(&port, &[]).finish(WAIT);
+    assert!(client.success(), "{:?}", client);
+    assert_eq!(client.stdout, expected_client_lines(&port, 10));
+
+    let server = server.finish(WAIT);
+    assert!(server.success());
+    assert_eq!(server.stdout, vec!["Received request: Hello"; 10]);
+    assert_eq!(server.stderr, ["reqrep_server: 10 replies sent"]);
+}
+
+#[test]
+fn client_started_before_server_still_gets_its_replies() {
+    let port = free_port().to_string();
+    let mut client = client(&port, &["--requests", "3"]);
+    client.wait_for_stdout("Sending request 1 ...", WAIT);
+    let _server = server(&port, &[]);
+    let client = client.finish(WAIT);
+    assert!(client.success());
+    assert_eq!(client.stdout, expected_client_lines(&port, 3));
+}
+
+#[test]
+fn client_with_timeout_and_no_server_fails_clearly() {
+    let port = free_port().to_string();
+    let client = client(&port, &["--timeout", "200ms"]).finish(WAIT);
+    assert_eq!(client.code(), Some(1));
+    assert_eq!(
+        client.stderr,
+        [format!("error: no reply from tcp://127.0.0.1:{port} within 200ms")]
+    );
+}
+
+#[test]
+fn server_replies_to_any_request_and_keeps_serving() {
+    let port = free_port().to_string();
+    let mut server = server(&port, &[]);
+    let context = zmq::Context::new();
+    let socket = context.socket(zmq::REQ).unwrap();
+    socket.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+
+    // Two frames, a newline and a byte that is not UTF-8: still one request.
+    socket
+        .send_multipart([&b"odd\n"[..], &b"\xff"[..]], 0)
+        .unwrap();
+    assert_eq!(socket.recv_bytes(0).unwrap(), format!("World from {port}").as_bytes());
+    server.wait_for_stdout("Received request: odd\\n\\xff", WAIT);
+
+    socket.send("Hello", 0).unwrap();
+    assert_eq!(socket.recv_bytes(0).unwrap(), format!("World from {port}").as_bytes());
+    server.wait_for_stdout("Received request: Hello", WAIT);
+}
+
+#[test]
+fn server_on_a_taken_port_says_so() {
+    let port = free_port().to_string();
+    let mut first = server(&port, &[]);
+    // Once the first server answers, the port is certainly taken.
+    let _client = client(&port, &["--requests", "1"]).finish(WAIT);
+    first.wait_for_stdout("Received request", WAIT);
+
+    let second = server(&port, &[]).finish(WAIT);
+    assert_eq!(second.code(), Some(1));
+    assert_eq!(
+        second.stderr,
+        [format!("error: cannot bind tcp://127.0.0.1:{port}: Address already in use")]
+    );
+}
+
+#[test]
+fn bad_port_argument_gets_a_usage_error() {
+    for program in ["reqrep_server", "reqrep_client"] {
+        let finished = Program::start(program, &["70000"]).finish(WAIT);
+        assert_eq!(finished.code(), Some(2), "{program}");
+        assert!(finished.stderr[0].contains("invalid value '70000'"), "{finished:?}");
+    }
+}
+
+#[test]
+fn server_stops_cleanly_on_sigint_and_sigterm() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let port = free_port().to_string();
+        let mut server = server(&port, &[]);
+        client(&port, &["--requests", "2"]).finish(WAIT);
+        server.wait_for_stdout("Received request", WAIT);
+        let finished = server.stop(signal, WAIT);
+        assert_stopped_cleanly(&finished, "reqrep_server: 2 replies sent");
+    }
+}
+
+#[test]
+fn waiting_client_stops_cleanly_on_sigint_and_sigterm() {
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        let port = free_port().to_string();
+        let mut client = client(&port, &[]);
+        client.wait_for_stdout("Sending request 1 ...", WAIT);
+        let finished = client.stop(signal, WAIT);
+        assert_stopped_cleanly(&finished, "reqrep_client: stopped after 0 replies");
+    }
+}
+
+#[test]
+fn help_lists_every_flag() {
+    let server = Program::start("reqrep_server", &["--help"]).finish(WAIT);
+    let help = server.stdout.join("\n");
+    for flag in ["[PORT]", "--bind", "--delay", "--count", "--max-message-size", "--version"] {
+        assert!(help.contains(flag), "reqrep_server --help lacks {flag}:\n{help}");
+    }
+    let client = Program::start("reqrep_client", &["--help"]).finish(WAIT);
+    let help = client.stdout.join("\n");
+    for flag in ["[PORT]", "--host", "--requests", "--timeout", "--max-message-size"] {
+        assert!(help.contains(flag), "reqrep_client --help lacks {flag}:\n{help}");
+    }
+}
