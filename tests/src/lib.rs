@@ -251,7 +251,11 @@ impl Drop for Program {
     }
 }
 
-fn forward_lines(stream: impl Read + Send + 'static, kind: Stream, sender: Sender<(Stream, String)>) {
+fn forward_lines(
+    stream: impl Read + Send + 'static,
+    kind: Stream,
+    sender: Sender<(Stream, String)>,
+) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -299,7 +303,9 @@ fn build_binaries() -> PathBuf {
     if let Some(workspace) = workspace_root() {
         build.current_dir(workspace);
     }
-    let status = build.status().expect("cannot run cargo to build the examples");
+    let status = build
+        .status()
+        .expect("cannot run cargo to build the examples");
     assert!(status.success(), "building the example binaries failed");
     directory.to_path_buf()
 }
@@ -316,7 +322,10 @@ pub fn free_port() -> u16 {
     let given = given.get_or_insert_with(HashSet::new);
     loop {
         let listener = TcpListener::bind("127.0.0.1:0").expect("cannot find a free port");
-        let port = listener.local_addr().expect("a bound listener has an address").port();
+        let port = listener
+            .local_addr()
+            .expect("a bound listener has an address")
+            .port();
         if given.insert(port) {
             return port;
         }

@@ -1,6 +1,9 @@
 //! Publish-subscribe: `pub_server` and `sub_client`, as in the README, and
 //! `sub_client` fed by a test-side publisher with updates good and bad.
 
+// A test fails by panicking: unwrap says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
 
 fn subscriber(port: &str, extra: &[&str]) -> Program {
@@ -17,7 +20,15 @@ fn parse(line: &str) -> (u32, i64) {
 #[test]
 fn publisher_prints_and_sends_updates_for_three_zipcodes() {
     let port = free_port().to_string();
-    let args = [&port, "--bind", "127.0.0.1", "--interval", "0s", "--count", "200"];
+    let args = [
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--interval",
+        "0s",
+        "--count",
+        "200",
+    ];
     let publisher = Program::start("pub_server", &args).finish(WAIT);
     assert!(publisher.success());
     assert_eq!(publisher.stdout.len(), 200);
@@ -41,7 +52,9 @@ fn subscriber_averages_five_updates_for_its_zipcode() {
     assert_eq!(lines.len(), 7, "{lines:?}");
     assert_eq!(
         lines[0],
-        format!("Collecting updates from weather server at tcp://127.0.0.1:{port} for zipcode 10001 ...")
+        format!(
+            "Collecting updates from weather server at tcp://127.0.0.1:{port} for zipcode 10001 ..."
+        )
     );
     let temperatures: Vec<i64> = lines[1..6]
         .iter()
@@ -52,7 +65,10 @@ fn subscriber_averages_five_updates_for_its_zipcode() {
         })
         .collect();
     let average = temperatures.iter().sum::<i64>().div_euclid(5);
-    assert_eq!(lines[6], format!("Average temperature value for '10001' was {average}C"));
+    assert_eq!(
+        lines[6],
+        format!("Average temperature value for '10001' was {average}C")
+    );
 }
 
 /// A test-side publisher that knows when `sub_client` has subscribed: an
@@ -63,7 +79,9 @@ fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Context, zmq::
     publisher.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
     publisher.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
     let subscriber = subscriber(port, extra);
-    let subscription = publisher.recv_bytes(0).expect("sub_client never subscribed");
+    let subscription = publisher
+        .recv_bytes(0)
+        .expect("sub_client never subscribed");
     assert_eq!(subscription, b"\x0110001 ");
     (context, publisher, subscriber)
 }
@@ -74,11 +92,11 @@ fn subscriber_skips_bad_and_foreign_updates_and_floors_a_negative_average() {
     let (_context, publisher, subscriber) = publisher_with_subscriber(&port, &[]);
     let updates: [&[u8]; 11] = [
         b"10001 -3",
-        b"100012 5",    // another zipcode that starts with 10001
-        b"10002 7",     // another zipcode
-        b"10001 abc",   // not a number
-        b"10001 \xff",  // not UTF-8
-        b"10001  3",    // two spaces
+        b"100012 5",   // another zipcode that starts with 10001
+        b"10002 7",    // another zipcode
+        b"10001 abc",  // not a number
+        b"10001 \xff", // not UTF-8
+        b"10001  3",   // two spaces
         b"10001 -1",
         b"10001 99999999999999999999", // does not fit in 64 bits
         b"10001 -1",
@@ -102,7 +120,8 @@ fn subscriber_skips_bad_and_foreign_updates_and_floors_a_negative_average() {
             "Average temperature value for '10001' was -2C",
         ]
     );
-    let rejected = |payload: &str| format!("rejected: not an update \"<zipcode> <integer>\": {payload}");
+    let rejected =
+        |payload: &str| format!("rejected: not an update \"<zipcode> <integer>\": {payload}");
     assert_eq!(
         subscriber.stderr,
         [
@@ -122,7 +141,9 @@ fn subscriber_with_timeout_and_no_publisher_fails_clearly() {
     assert_eq!(subscriber.code(), Some(1));
     assert_eq!(
         subscriber.stderr,
-        [format!("error: no update from tcp://127.0.0.1:{port} within 200ms")]
+        [format!(
+            "error: no update from tcp://127.0.0.1:{port} within 200ms"
+        )]
     );
 }
 
@@ -136,7 +157,9 @@ fn publisher_on_a_taken_port_says_so() {
     assert_eq!(second.code(), Some(1));
     assert_eq!(
         second.stderr,
-        [format!("error: cannot bind tcp://127.0.0.1:{port}: Address already in use")]
+        [format!(
+            "error: cannot bind tcp://127.0.0.1:{port}: Address already in use"
+        )]
     );
 }
 
@@ -150,7 +173,10 @@ fn bad_flags_get_a_usage_error() {
     ] {
         let finished = Program::start(program, args).finish(WAIT);
         assert_eq!(finished.code(), Some(2), "{program} {args:?}");
-        assert!(finished.stderr[0].starts_with("error: invalid value"), "{finished:?}");
+        assert!(
+            finished.stderr[0].starts_with("error: invalid value"),
+            "{finished:?}"
+        );
     }
 }
 

@@ -1,5 +1,8 @@
 //! Request-reply: `reqrep_server` and `reqrep_client`, as in the README.
 
+// A test fails by panicking: unwrap says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
 
 fn server(port: &str, extra: &[&str]) -> Program {
@@ -53,7 +56,9 @@ fn client_with_timeout_and_no_server_fails_clearly() {
     assert_eq!(client.code(), Some(1));
     assert_eq!(
         client.stderr,
-        [format!("error: no reply from tcp://127.0.0.1:{port} within 200ms")]
+        [format!(
+            "error: no reply from tcp://127.0.0.1:{port} within 200ms"
+        )]
     );
 }
 
@@ -70,11 +75,17 @@ fn server_replies_to_any_request_and_keeps_serving() {
     socket
         .send_multipart([&b"odd\n"[..], &b"\xff"[..]], 0)
         .unwrap();
-    assert_eq!(socket.recv_bytes(0).unwrap(), format!("World from {port}").as_bytes());
+    assert_eq!(
+        socket.recv_bytes(0).unwrap(),
+        format!("World from {port}").as_bytes()
+    );
     server.wait_for_stdout("Received request: odd\\n\\xff", WAIT);
 
     socket.send("Hello", 0).unwrap();
-    assert_eq!(socket.recv_bytes(0).unwrap(), format!("World from {port}").as_bytes());
+    assert_eq!(
+        socket.recv_bytes(0).unwrap(),
+        format!("World from {port}").as_bytes()
+    );
     server.wait_for_stdout("Received request: Hello", WAIT);
 }
 
@@ -90,7 +101,9 @@ fn server_on_a_taken_port_says_so() {
     assert_eq!(second.code(), Some(1));
     assert_eq!(
         second.stderr,
-        [format!("error: cannot bind tcp://127.0.0.1:{port}: Address already in use")]
+        [format!(
+            "error: cannot bind tcp://127.0.0.1:{port}: Address already in use"
+        )]
     );
 }
 
@@ -99,7 +112,10 @@ fn bad_port_argument_gets_a_usage_error() {
     for program in ["reqrep_server", "reqrep_client"] {
         let finished = Program::start(program, &["70000"]).finish(WAIT);
         assert_eq!(finished.code(), Some(2), "{program}");
-        assert!(finished.stderr[0].contains("invalid value '70000'"), "{finished:?}");
+        assert!(
+            finished.stderr[0].contains("invalid value '70000'"),
+            "{finished:?}"
+        );
     }
 }
 
@@ -130,12 +146,31 @@ fn waiting_client_stops_cleanly_on_sigint_and_sigterm() {
 fn help_lists_every_flag() {
     let server = Program::start("reqrep_server", &["--help"]).finish(WAIT);
     let help = server.stdout.join("\n");
-    for flag in ["[PORT]", "--bind", "--delay", "--count", "--max-message-size", "--version"] {
-        assert!(help.contains(flag), "reqrep_server --help lacks {flag}:\n{help}");
+    for flag in [
+        "[PORT]",
+        "--bind",
+        "--delay",
+        "--count",
+        "--max-message-size",
+        "--version",
+    ] {
+        assert!(
+            help.contains(flag),
+            "reqrep_server --help lacks {flag}:\n{help}"
+        );
     }
     let client = Program::start("reqrep_client", &["--help"]).finish(WAIT);
     let help = client.stdout.join("\n");
-    for flag in ["[PORT]", "--host", "--requests", "--timeout", "--max-message-size"] {
-        assert!(help.contains(flag), "reqrep_client --help lacks {flag}:\n{help}");
+    for flag in [
+        "[PORT]",
+        "--host",
+        "--requests",
+        "--timeout",
+        "--max-message-size",
+    ] {
+        assert!(
+            help.contains(flag),
+            "reqrep_client --help lacks {flag}:\n{help}"
+        );
     }
 }
