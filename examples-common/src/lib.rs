@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod outbox;
 pub mod poller;
 pub mod stop;
 
