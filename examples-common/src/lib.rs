@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 
+pub use outbox::{Delivery, Outbox};
 pub use poller::{Polled, Poller, wait_for_message};
 
 /// Request-reply: the REP server listens here.

@@ -6,7 +6,7 @@
 //! program trusts one long blocking call: they wait in slices of
 //! [`SLICE`] and look at the flag between them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -15,6 +15,7 @@ use anyhow::{Context as _, Result};
 pub const SLICE: Duration = Duration::from_millis(50);
 
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
+static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Counts Ctrl-C and SIGTERM from now on instead of dying of them.
 pub fn install() -> Result<()> {
@@ -24,9 +25,15 @@ pub fn install() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-/// True once Ctrl-C or SIGTERM has arrived.
+/// True once Ctrl-C or SIGTERM has arrived, or [`request`] was called.
 pub fn requested() -> bool {
-    signals() > 0
+    signals() > 0 || REQUESTED.load(Ordering::SeqCst)
+}
+
+/// Asks every loop of the program to stop, as Ctrl-C would: how one task
+/// tells the others that the work is done.
+pub fn request() {
+    REQUESTED.store(true, Ordering::SeqCst);
 }
 
 /// How many times Ctrl-C or SIGTERM has arrived (a second one may mean

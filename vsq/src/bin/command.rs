@@ -1,0 +1,205 @@
+//! Voisietequi command: emulates the server. Binds a PUB socket on
+//! tcp://*:5556 to send commands to every computer, and a PULL socket on
+//! tcp://*:5557 to collect their replies; publishes one "configure"
+//! command and prints the replies, read through a poller, until all is quiet.
+//!
+//! ```text
+//!                 #-------------#
+//!                 |    Server   |
+//!                 +-------------+
+//!                 |     PUB     |
+//!                 '-------------'
+//!                    bind:5556
+//!                        |
+//!                     commands
+//!        .---------------+---------------.
+//!        v               v               v
+//!   connect:5556    connect:5556    connect:5556
+//!  .------------.  .------------.  .------------.
+//!  |    SUB     |  |    SUB     |  |    SUB     |
+//!  +------------+  +------------+  +------------+
+//!  |  Computer  |  |  Computer  |  |  Computer  |
+//!  +------------+  +------------+  +------------+
+//!  |    PUSH    |  |    PUSH    |  |    PUSH    |
+//!  '-----+------'  '-----+------'  '-----+------'
+//!   connect:5557    connect:5557    connect:5557
+//!        '---------------+---------------'
+//!                     replies
+//!                        v
+//!                    bind:5557
+//!                 .-------------.
+//!                 |    PULL     |
+//!                 +-------------+
+//!                 |   Server    |
+//!                 #-------------#
+//! ```
+//!
+//! Start the computers first: a computer that joins after the command was
+//! published never sees it (the "slow joiner"). With `--expect N` it
+//! watches who subscribes and publishes again for each newcomer, until N
+//! computers have answered.
+//!
+//! Run with `cargo run -p vsq --bin command`, with `computer`s running in
+//! other terminals. Ctrl-C stops it.
+
+use std::collections::HashSet;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::Parser;
+use examples_common::{Polled, Poller, cli, console, say, stop};
+use vsq::Reply;
+
+/// Publishes a "configure" command to the computers and prints their replies.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to publish commands on
+    #[arg(long, default_value_t = examples_common::COMMAND_PORT, value_parser = cli::port())]
+    pub_port: u16,
+    /// Port to collect replies on
+    #[arg(long, default_value_t = examples_common::REPLY_PORT, value_parser = cli::port())]
+    reply_port: u16,
+    /// Address to bind, `*` for every interface
+    #[arg(long, value_name = "ADDR", default_value = "*")]
+    bind: String,
+    /// Topic to publish the command on
+    #[arg(long, default_value = vsq::TOPIC)]
+    topic: String,
+    /// Where the command tells computers to reply (default: tcp://localhost:<REPLY_PORT>)
+    #[arg(long, value_name = "ENDPOINT")]
+    response_channel: Option<String>,
+    /// Time for computers to subscribe before the command is published
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = cli::duration)]
+    settle: Duration,
+    /// Stop listening once no reply came for this long
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = cli::duration)]
+    quiet_after: Duration,
+    /// Instead, listen until this many different units have answered
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    expect: Option<u64>,
+    /// With --expect: give up (exit 1) after this long
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::duration)]
+    timeout: Duration,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| command(&args))
+}
+
+fn command(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    // An XPUB socket is a PUB socket that also tells who subscribes: one
+    // message per subscription, so a late computer can be sent the command.
+    let publisher = examples_common::receiver(&context, zmq::XPUB, &args.limit)?;
+    publisher.set_xpub_verbose(true)?;
+    publisher.set_linger(0)?;
+    examples_common::bind(&publisher, &examples_common::tcp(&args.bind, args.pub_port))?;
+    let results_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
+    examples_common::bind(
+        &results_receiver,
+        &examples_common::tcp(&args.bind, args.reply_port),
+    )?;
+
+    // Trap: a subscriber misses what was published before it joined, so
+    // give the computers a moment to connect and subscribe.
+    if !stop::sleep(args.settle) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let response_channel = match &args.response_channel {
+        Some(channel) => channel.clone(),
+        None => examples_common::tcp("localhost", args.reply_port),
+    };
+    // Spaced as Python's json.dumps writes it, as the original printed it.
+    let command = format!(
+        r#"{} {{"cmd": "configure", "response_channel": {}}}"#,
+        args.topic,
+        serde_json::to_string(&response_channel)?
+    );
+    drain_subscriptions(&publisher)?;
+    publisher.send(command.as_bytes(), 0)?;
+    say!("{command}");
+    say!("Listening to response from configured computers");
+
+    cmd_reply_handler(args, &publisher, &results_receiver, &command)
+}
+
+/// Prints the computers' replies until a poll of `--quiet-after` sees
+/// nothing, or, with `--expect N`, until N units have answered.
+fn cmd_reply_handler(
+    args: &Args,
+    publisher: &zmq::Socket,
+    results_receiver: &zmq::Socket,
+    command: &str,
+) -> Result<ExitCode> {
+    let mut poller = Poller::new();
+    let results_index = poller.register(results_receiver);
+    let subscriptions_index = poller.register(publisher);
+    let deadline = Instant::now() + args.timeout;
+    let mut units = HashSet::new();
+
+    loop {
+        let wait = match args.expect {
+            Some(_) => deadline.saturating_duration_since(Instant::now()),
+            None => args.quiet_after,
+        };
+        match poller.poll(Some(wait))? {
+            Polled::Stopped => {
+                eprintln!("command: stopped; {} computers answered", units.len());
+                return Ok(ExitCode::SUCCESS);
+            }
+            Polled::TimedOut => match args.expect {
+                None => {
+                    say!("Poll queue empty");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Some(expected) => {
+                    let waited = cli::show_duration(args.timeout);
+                    bail!(
+                        "{} of {expected} computers answered within {waited}",
+                        units.len()
+                    );
+                }
+            },
+            Polled::Ready => {}
+        }
+        if poller.is_readable(results_index) {
+            let message = results_receiver.recv_bytes(0)?;
+            match vsq::parse_object::<Reply>(&message) {
+                Ok(reply) => {
+                    say!("Computer responded: {}", console::shown(&message));
+                    units.insert(reply.unit);
+                }
+                Err(problem) => console::reject(format!("reply {problem}"), &message),
+            }
+            if args
+                .expect
+                .is_some_and(|expected| units.len() as u64 >= expected)
+            {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        if poller.is_readable(subscriptions_index) && drain_subscriptions(publisher)? {
+            // A computer joined after the command went out: send it again.
+            publisher.send(command.as_bytes(), 0)?;
+        }
+    }
+}
+
+/// Reads the subscriptions waiting on the XPUB socket; true if any
+/// computer subscribed (rather than unsubscribed).
+fn drain_subscriptions(publisher: &zmq::Socket) -> Result<bool> {
+    let mut subscribed = false;
+    loop {
+        match publisher.recv_bytes(zmq::DONTWAIT) {
+            // A subscription is the byte 1 followed by the topic.
+            Ok(message) => subscribed |= message.first() == Some(&1),
+            Err(zmq::Error::EAGAIN) => return Ok(subscribed),
+            Err(error) => return Err(error.into()),
+        }
+    }
+}

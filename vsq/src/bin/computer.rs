@@ -1,0 +1,194 @@
+//! Voisietequi computer: waits for commands from the server and, side by
+//! side, computes results and pushes them to the saver.
+//!
+//! ```text
+//!          commands (SUB, connect:5556)       results (PUSH, connect:5558)
+//!                      |                                  ^
+//!                      v                                  |
+//!   .-------------------------------------------------------------.
+//!   |  command task                      main task                |
+//!   |  "configure" -> reply              x, y -> result            |
+//!   '-------------------------------------------------------------'
+//!                      |
+//!                      v
+//!          replies (PUSH, connect:5557)
+//! ```
+//!
+//! Two tasks on two threads, each with its own sockets on one shared
+//! context (a ZeroMQ socket must not be shared between threads; a context
+//! may). Results pushed while no saver runs are queued, not lost, and
+//! delivered when one starts: on Ctrl-C the computer waits for that, and a
+//! second Ctrl-C drops them.
+//!
+//! Run with `cargo run -p vsq --bin computer`, with `command` and `saver` in
+//! other terminals (see the README for the walk-through).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+use examples_common::{Delivery, Outbox, Polled, cli, console, say, stop};
+use rand::RngExt as _;
+use rand_distr::StandardNormal;
+use vsq::{Computation, Reply};
+
+/// Answers the server's commands and pushes computed results to the saver.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Host of the server (command and saver)
+    #[arg(long, value_name = "HOST", default_value = "localhost")]
+    server_host: String,
+    /// Port where the server publishes commands
+    #[arg(long, default_value_t = examples_common::COMMAND_PORT, value_parser = cli::port())]
+    cmd_port: u16,
+    /// Port where the server collects replies to commands
+    #[arg(long, default_value_t = examples_common::REPLY_PORT, value_parser = cli::port())]
+    reply_port: u16,
+    /// Port where the saver collects results
+    #[arg(long, default_value_t = examples_common::SAVE_PORT, value_parser = cli::port())]
+    save_port: u16,
+    /// Topic the commands are published on
+    #[arg(long, default_value = vsq::TOPIC)]
+    topic: String,
+    /// This computer's unit number (default: random)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9999))]
+    unit: Option<u16>,
+    /// Pause between two results
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
+    interval: Duration,
+    /// Stop after this many results, once they are delivered (default: compute forever)
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    results: Option<u64>,
+    /// How long to wait at exit for a saver to take queued results (default: until delivered)
+    #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
+    linger: Option<Duration>,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| compute(&args))
+}
+
+fn compute(args: &Args) -> Result<ExitCode> {
+    let unit = args
+        .unit
+        .unwrap_or_else(|| rand::rng().random_range(1..=9999));
+    let context = zmq::Context::new();
+
+    let (results, answered) = std::thread::scope(|tasks| {
+        let cmd_task = tasks.spawn(|| {
+            let outcome = cmd_handler(args, &context, unit);
+            // Whatever ended this task ends the other one too.
+            stop::request();
+            outcome
+        });
+        let results = main_task_handler(args, &context, unit);
+        stop::request();
+        let answered = cmd_task
+            .join()
+            .map_err(|_| anyhow::anyhow!("the command task panicked"))?;
+        anyhow::Ok((results?, answered?))
+    })?;
+
+    let pushed = results.pushed;
+    eprintln!("computer: unit {unit} pushed {pushed} results, answered {answered} commands");
+    match results.delivery {
+        Delivery::Delivered => Ok(ExitCode::SUCCESS),
+        Delivery::Dropped(dropped) => {
+            eprintln!("computer: up to {dropped} results dropped");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// The command task: answers every command published on the topic.
+fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
+    let host = &args.server_host;
+    let cmd_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
+    examples_common::connect(&cmd_receiver, &examples_common::tcp(host, args.cmd_port))?;
+    // Trap: subscriptions match prefixes; the topic and its space match
+    // "politiche2013 ..." and not "politiche2013bis ...".
+    cmd_receiver.set_subscribe(format!("{} ", args.topic).as_bytes())?;
+    let reply_sender = examples_common::socket(context, zmq::PUSH)?;
+    // A reply nobody collects is not worth waiting for at exit.
+    reply_sender.set_linger(0)?;
+    examples_common::connect(&reply_sender, &examples_common::tcp(host, args.reply_port))?;
+
+    let mut answered = 0;
+    loop {
+        say!("Aye sir, unit {unit} ready for your commands ...");
+        if examples_common::wait_for_message(&cmd_receiver, None)? == Polled::Stopped {
+            return Ok(answered);
+        }
+        let message = cmd_receiver.recv_bytes(0)?;
+        if let Err(problem) = check_command(&message, &args.topic) {
+            console::reject(format!("command {problem}"), &message);
+            continue;
+        }
+        say!("Message received: '{}'", console::shown(&message));
+
+        say!("Sending reply to server");
+        let reply = Reply {
+            unit: i64::from(unit),
+            status: "configured".to_owned(),
+        };
+        reply_sender.send(serde_json::to_vec(&reply)?, 0)?;
+        answered += 1;
+    }
+}
+
+/// A command is "<topic> <JSON object>".
+fn check_command(message: &[u8], topic: &str) -> Result<(), String> {
+    let body = message
+        .strip_prefix(topic.as_bytes())
+        .and_then(|rest| rest.strip_prefix(b" "))
+        .ok_or_else(|| format!("not on topic \"{topic} \""))?;
+    vsq::parse_object::<serde_json::Map<String, serde_json::Value>>(body).map(drop)
+}
+
+/// What the main task did.
+struct Pushed {
+    pushed: u64,
+    delivery: Delivery,
+}
+
+/// The main task: computes results and pushes them to the saver.
+fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Pushed> {
+    let save_endpoint = examples_common::tcp(&args.server_host, args.save_port);
+    let mut save_sender = Outbox::connect(context, &save_endpoint)?;
+
+    let mut rng = rand::rng();
+    let mut counter = 0;
+    while !stop::requested() && args.results.is_none_or(|results| counter < results) {
+        let result = Computation {
+            unit: i64::from(unit),
+            counter: counter as i64,
+            x: rng.sample(StandardNormal),
+            y: rng.sample(StandardNormal),
+        };
+        let message = serde_json::to_vec(&result).context("cannot encode a result")?;
+        if !save_sender.push(&message)? {
+            break;
+        }
+        counter += 1;
+        if args.results != Some(counter) {
+            stop::sleep(args.interval);
+        }
+    }
+
+    let queued = save_sender.queued()?;
+    if queued > 0 {
+        eprintln!(
+            "computer: waiting for a saver at {save_endpoint} to take {queued} queued results (Ctrl-C again to drop them)"
+        );
+    }
+    let delivery = save_sender.finish(args.linger)?;
+    Ok(Pushed {
+        pushed: counter,
+        delivery,
+    })
+}
