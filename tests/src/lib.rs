@@ -15,12 +15,14 @@
 // how it reports one.
 #![allow(clippy::expect_used)]
 
+pub mod stage;
+
 use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -76,25 +78,29 @@ impl Program {
 
     /// Starts a program from a prepared command (extra environment, ...).
     pub fn start_command(name: &str, command: &mut Command) -> Program {
+        Program::spawn(name, command).unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
+    }
+
+    /// Starts a program from a prepared command, or says why it cannot.
+    pub fn spawn(name: &str, command: &mut Command) -> std::io::Result<Program> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"));
+            .spawn()?;
         let (sender, lines) = channel();
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         forward_lines(stdout, Stream::Stdout, sender.clone());
         forward_lines(stderr, Stream::Stderr, sender);
-        Program {
+        Ok(Program {
             name: name.to_owned(),
             child,
             lines,
             stdout: Vec::new(),
             stderr: Vec::new(),
             open_streams: 2,
-        }
+        })
     }
 
     /// The process id, to signal it from outside.
@@ -156,11 +162,28 @@ impl Program {
     /// those that arrived with this call, in order.
     pub fn new_lines(&mut self) -> Vec<(Stream, String)> {
         let mut fresh = Vec::new();
-        while let Ok((stream, line)) = self.lines.try_recv() {
-            self.keep(stream, &line);
-            fresh.push((stream, line));
+        loop {
+            match self.lines.try_recv() {
+                Ok((stream, line)) => {
+                    self.keep(stream, &line);
+                    fresh.push((stream, line));
+                }
+                Err(TryRecvError::Disconnected) => {
+                    self.open_streams = 0;
+                    return fresh;
+                }
+                Err(TryRecvError::Empty) => return fresh,
+            }
         }
-        fresh
+    }
+
+    /// The exit status once the program has exited and closed its output,
+    /// without waiting; call [`Program::new_lines`] to take in that output.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        if self.open_streams > 0 {
+            return None;
+        }
+        self.child.try_wait().ok().flatten()
     }
 
     /// Sends `signal` (Ctrl-C is `Signal::SIGINT`).
@@ -276,23 +299,35 @@ fn forward_lines(
 }
 
 /// The path of the example binary `name`, built beside the running
-/// executable (`target/debug` or `target/release`).
+/// executable (`target/debug` or `target/release`); see [`examples_dir`].
+pub fn binary(name: &str) -> PathBuf {
+    match examples_dir() {
+        Ok(directory) => directory.join(name),
+        Err(error) => panic!("{error}"),
+    }
+}
+
+/// The folder of the example binaries, built there on the first call.
 ///
 /// `cargo test` builds only the binaries of the package under test and
 /// `cargo run --bin tour` only the tour, so the first call builds every
 /// binary of the workspace, in the same profile; when they are up to date
 /// this takes a moment and changes nothing.
-pub fn binary(name: &str) -> PathBuf {
-    static DIRECTORY: OnceLock<PathBuf> = OnceLock::new();
-    DIRECTORY.get_or_init(build_binaries).join(name)
+pub fn examples_dir() -> Result<&'static Path, String> {
+    static DIRECTORY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match DIRECTORY.get_or_init(build_binaries) {
+        Ok(directory) => Ok(directory),
+        Err(error) => Err(error.clone()),
+    }
 }
 
-fn build_binaries() -> PathBuf {
-    let executable = std::env::current_exe().expect("cannot find the running executable");
-    let mut directory = executable.parent().expect("an executable has a folder");
+fn build_binaries() -> Result<PathBuf, String> {
+    let executable = std::env::current_exe()
+        .map_err(|error| format!("cannot find the running executable: {error}"))?;
+    let mut directory = executable.parent().ok_or("an executable has a folder")?;
     // Test executables live one level down, in `deps`.
     if directory.ends_with("deps") {
-        directory = directory.parent().expect("deps has a parent");
+        directory = directory.parent().ok_or("deps has a parent")?;
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
@@ -303,11 +338,11 @@ fn build_binaries() -> PathBuf {
     if let Some(workspace) = workspace_root() {
         build.current_dir(workspace);
     }
-    let status = build
-        .status()
-        .expect("cannot run cargo to build the examples");
-    assert!(status.success(), "building the example binaries failed");
-    directory.to_path_buf()
+    match build.status() {
+        Ok(status) if status.success() => Ok(directory.to_path_buf()),
+        Ok(status) => Err(format!("building the example binaries failed ({status})")),
+        Err(error) => Err(format!("cannot run cargo to build the examples: {error}")),
+    }
 }
 
 fn workspace_root() -> Option<&'static Path> {

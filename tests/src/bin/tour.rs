@@ -1,0 +1,297 @@
+//! The tour: runs every example as the README tells it, all in one
+//! terminal, sped up: `cargo run --release --bin tour` for all four
+//! scenarios, `tour vsq` for one. Each participant is a real process of
+//! one of the nine example binaries; its lines appear prefixed with its
+//! name. Every scenario checks what it claims, and the tour exits 0 only
+//! if all of them held. Ctrl-C stops it and every program it started.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use clap::{Parser, ValueEnum};
+use tests::stage::{self, Stage};
+use tests::{Signal, free_port};
+
+/// Runs the examples' scenarios, in one terminal, and checks each one.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Scenarios to run (default: all, in the README's order)
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Reqrep,
+    Pubsub,
+    Vsq,
+}
+
+/// Long enough for any step on a busy machine; never reached when all is well.
+const STEP: Duration = Duration::from_secs(15);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let scenarios = match args.scenarios.is_empty() {
+        true => Scenario::value_variants().to_vec(),
+        false => args.scenarios,
+    };
+    if let Err(error) = stage::stop_on_ctrl_c() {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    println!("tour: building the examples (a minute or so the first time) ...");
+    if let Err(error) = tests::examples_dir() {
+        eprintln!("error: {error}");
+        return ExitCode::FAILURE;
+    }
+
+    let started = Instant::now();
+    let mut failed = 0;
+    for scenario in scenarios {
+        let name = format!("{scenario:?}").to_lowercase();
+        println!("\n=== {name}");
+        let outcome = match scenario {
+            Scenario::Reqrep => reqrep(),
+            Scenario::Pubsub => pubsub(),
+            Scenario::Vsq => vsq(),
+        };
+        match outcome {
+            Ok(showed) => println!("=== {name}: ok, {showed}"),
+            Err(error) => {
+                failed += 1;
+                println!("=== {name}: FAILED, {error:#}");
+            }
+        }
+        if stage::interrupted() {
+            println!("tour: interrupted, every program stopped");
+            return ExitCode::from(130);
+        }
+    }
+    let took = started.elapsed().as_secs_f64();
+    match failed {
+        0 => {
+            println!("\ntour: every scenario did what it promised ({took:.1}s)");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            println!("\ntour: {failed} scenario(s) failed ({took:.1}s)");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Request-reply: a client and a server take turns, three times.
+fn reqrep() -> Result<String> {
+    let mut stage = Stage::new();
+    let port = free_port().to_string();
+    stage.say("reqrep_server answers each request after a pause; the client waits for each reply");
+    stage.start(
+        "server",
+        "reqrep_server",
+        &[&port, "--bind", "127.0.0.1", "--delay", "300ms"],
+    )?;
+    stage.start(
+        "client",
+        "reqrep_client",
+        &[&port, "--host", "127.0.0.1", "--requests", "3"],
+    )?;
+    ensure!(
+        stage.wait_exit("client", STEP)?.success(),
+        "the client failed"
+    );
+
+    let replies = stage
+        .stdout("client")?
+        .iter()
+        .filter(|line| line.starts_with("Received reply"))
+        .count();
+    let requests = stage
+        .stdout("server")?
+        .iter()
+        .filter(|line| line.starts_with("Received request"))
+        .count();
+    ensure!(
+        replies == 3 && requests == 3,
+        "3 requests and replies expected, saw {requests} and {replies}"
+    );
+    Ok("3 requests, 3 replies: REQ and REP took turns".to_owned())
+}
+
+/// Publish-subscribe: two subscribers each see only their own zipcode.
+fn pubsub() -> Result<String> {
+    let mut stage = Stage::new();
+    let port = free_port().to_string();
+    stage.say("pub_server publishes weather for three zipcodes; each subscriber filters one");
+    stage.start(
+        "publisher",
+        "pub_server",
+        &[&port, "--bind", "127.0.0.1", "--interval", "50ms"],
+    )?;
+    for zipcode in ["10001", "10002"] {
+        let args = [
+            &port,
+            "--host",
+            "127.0.0.1",
+            "--zipcode",
+            zipcode,
+            "--timeout",
+            "5s",
+        ];
+        stage.start(&format!("sub-{zipcode}"), "sub_client", &args)?;
+    }
+    for zipcode in ["10001", "10002"] {
+        let name = format!("sub-{zipcode}");
+        ensure!(stage.wait_exit(&name, STEP)?.success(), "{name} failed");
+        let lines = stage.stdout(&name)?;
+        let temperatures: Vec<i64> = lines
+            .iter()
+            .filter_map(|line| line.strip_prefix(&format!("{zipcode} ")))
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .context("a temperature is not a number")?;
+        ensure!(
+            temperatures.len() == 5,
+            "{name} got {} updates, not 5",
+            temperatures.len()
+        );
+        let average = temperatures.iter().sum::<i64>().div_euclid(5);
+        let expected = format!("Average temperature value for '{zipcode}' was {average}C");
+        ensure!(
+            lines.last() == Some(&expected),
+            "{name} did not print {expected:?}"
+        );
+    }
+    stage.signal("publisher", Signal::SIGINT)?;
+    stage.wait_exit("publisher", STEP)?;
+    Ok("2 subscribers each averaged 5 updates of their own zipcode".to_owned())
+}
+
+/// The Voisietequi prototype, acted out as in the README.
+fn vsq() -> Result<String> {
+    let mut stage = Stage::new();
+    let (cmd, reply, save) = (
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    let computer = |unit: &'static str| {
+        [
+            "--server-host",
+            "127.0.0.1",
+            "--cmd-port",
+            &cmd,
+            "--reply-port",
+            &reply,
+            "--save-port",
+            &save,
+            "--unit",
+            unit,
+            "--interval",
+            "50ms",
+        ]
+        .map(str::to_owned)
+    };
+    let saver = ["--port", &save, "--bind", "127.0.0.1"];
+
+    stage.say("two computers start, and a saver collects their results");
+    stage.start("saver", "saver", &saver)?;
+    stage.start(
+        "computer-1",
+        "computer",
+        &computer("1").each_ref().map(String::as_str),
+    )?;
+    stage.start(
+        "computer-2",
+        "computer",
+        &computer("2").each_ref().map(String::as_str),
+    )?;
+    stage.say("command configures them, waiting until both have answered");
+    let command = [
+        "--pub-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--bind",
+        "127.0.0.1",
+        "--expect",
+        "2",
+    ];
+    stage.start("command", "command", &command)?;
+    ensure!(
+        stage.wait_exit("command", STEP)?.success(),
+        "command did not configure both computers"
+    );
+
+    let both = results_during(&mut stage, "saver", Duration::from_secs(1))?;
+    stage.say("computer-2 is stopped: the stream slows down");
+    stage.signal("computer-2", Signal::SIGINT)?;
+    ensure!(
+        stage.wait_exit("computer-2", STEP)?.success(),
+        "computer-2 did not stop cleanly"
+    );
+    let one = results_during(&mut stage, "saver", Duration::from_secs(1))?;
+    ensure!(
+        one * 4 < both * 3,
+        "the stream did not slow down: {both} then {one} results a second"
+    );
+
+    stage.say("the saver is stopped; computer-1 keeps its results queued");
+    stage.signal("saver", Signal::SIGINT)?;
+    ensure!(
+        stage.wait_exit("saver", STEP)?.success(),
+        "the saver did not stop cleanly"
+    );
+    stage.watch(Duration::from_secs(1))?;
+    stage.signal("computer-1", Signal::SIGINT)?;
+    let waiting = stage.wait_for_stderr("computer-1", "queued results", STEP)?;
+    let queued: usize = waiting
+        .split(" to take ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .context("computer-1 did not say how many results it queued")?;
+
+    stage.say("a saver starts again, and receives what was queued");
+    stage.start("saver", "saver", &saver)?;
+    ensure!(
+        stage.wait_exit("computer-1", STEP)?.success(),
+        "computer-1 did not deliver its queue"
+    );
+    let summary = stage
+        .stderr("computer-1")?
+        .last()
+        .cloned()
+        .unwrap_or_default();
+    let pushed: usize = summary
+        .split(" pushed ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|count| count.parse().ok())
+        .context("computer-1 did not say how many results it pushed")?;
+    let last = format!("\"unit\":1,\"counter\":{},", pushed - 1);
+    stage.wait_for("saver", &last, STEP)?;
+    let received = stage
+        .stdout("saver")?
+        .iter()
+        .filter(|line| line.contains("\"unit\":1,"))
+        .count();
+    if received != queued {
+        bail!("{queued} results were queued, but the new saver received {received}");
+    }
+    stage.signal("saver", Signal::SIGINT)?;
+    stage.wait_exit("saver", STEP)?;
+    Ok(format!(
+        "2 computers configured; the stream slowed from {both} to {one} results a second when one stopped; \
+         {queued} results queued while no saver ran arrived when it started again"
+    ))
+}
+
+/// How many results `saver` prints during `duration`.
+fn results_during(stage: &mut Stage, saver: &str, duration: Duration) -> Result<usize> {
+    let before = stage.stdout(saver)?.len();
+    stage.watch(duration)?;
+    Ok(stage.stdout(saver)?.len() - before)
+}

@@ -1,0 +1,225 @@
+//! The stage: several example programs running at once, their lines shown
+//! as they come, each prefixed with its participant's name
+//! (`computer-1 | Aye sir, ...`) and coloured when stdout is a terminal
+//! (plain when piped or when `NO_COLOR` is set). The tour acts out its
+//! scenarios on it; every wait has a deadline and gives way to Ctrl-C, and
+//! every program still running is killed when the stage is dropped.
+
+use std::io::Write as _;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anstyle::{AnsiColor, Style};
+use anyhow::{Result, anyhow, bail};
+
+use crate::{Program, Signal, Stream};
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C (and SIGTERM) end the current scenario instead of the
+/// process, so that the stage can stop every program it started.
+pub fn stop_on_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
+    Ok(())
+}
+
+/// True once Ctrl-C has been pressed.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+const PALETTE: [AnsiColor; 6] = [
+    AnsiColor::Cyan,
+    AnsiColor::Yellow,
+    AnsiColor::Magenta,
+    AnsiColor::Green,
+    AnsiColor::Blue,
+    AnsiColor::Red,
+];
+
+/// How often waiting loops look for new lines.
+const TICK: Duration = Duration::from_millis(10);
+
+struct Actor {
+    name: String,
+    style: Style,
+    program: Program,
+}
+
+/// The programs of one scenario.
+pub struct Stage {
+    actors: Vec<Actor>,
+    width: usize,
+    out: anstream::AutoStream<std::io::Stdout>,
+}
+
+impl Default for Stage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Stage {
+    pub fn new() -> Stage {
+        Stage {
+            actors: Vec::new(),
+            // The longest name of the tour's cast, so that columns line up.
+            width: 10,
+            out: anstream::stdout(),
+        }
+    }
+
+    /// Starts the example binary `binary` as participant `name`.
+    pub fn start(&mut self, name: &str, binary: &str, args: &[&str]) -> Result<()> {
+        let path = crate::examples_dir()
+            .map_err(|error| anyhow!(error))?
+            .join(binary);
+        let program = Program::spawn(name, Command::new(&path).args(args))
+            .map_err(|error| anyhow!("cannot start {}: {error}", path.display()))?;
+        let colour = PALETTE[self.actors.len() % PALETTE.len()];
+        self.width = self.width.max(name.len());
+        self.actors.push(Actor {
+            name: name.to_owned(),
+            style: Style::new().fg_color(Some(colour.into())),
+            program,
+        });
+        Ok(())
+    }
+
+    /// Prints a line of the narrator's.
+    pub fn say(&mut self, text: &str) {
+        self.show("tour", Style::new().bold(), text);
+    }
+
+    /// Shows what every program printed since the last look.
+    pub fn pump(&mut self) {
+        let mut shown = Vec::new();
+        for actor in &mut self.actors {
+            for (stream, line) in actor.program.new_lines() {
+                let style = match stream {
+                    Stream::Stdout => actor.style,
+                    Stream::Stderr => actor.style.dimmed(),
+                };
+                shown.push((actor.name.clone(), style, line));
+            }
+        }
+        for (name, style, line) in shown {
+            self.show(&name, style, &line);
+        }
+        let _ = self.out.flush();
+    }
+
+    fn show(&mut self, name: &str, style: Style, line: &str) {
+        let width = self.width;
+        let _ = writeln!(self.out, "{style}{name:>width$} |{style:#} {line}");
+    }
+
+    /// Shows the programs' lines for `duration`.
+    pub fn watch(&mut self, duration: Duration) -> Result<()> {
+        let deadline = Instant::now() + duration;
+        while Instant::now() < deadline {
+            self.tick()?;
+        }
+        Ok(())
+    }
+
+    /// Waits until `name` prints a line on stdout containing `needle`.
+    pub fn wait_for(&mut self, name: &str, needle: &str, timeout: Duration) -> Result<String> {
+        self.wait_for_line(name, Stream::Stdout, needle, timeout)
+    }
+
+    /// Waits until `name` prints a line on stderr containing `needle`.
+    pub fn wait_for_stderr(
+        &mut self,
+        name: &str,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        self.wait_for_line(name, Stream::Stderr, needle, timeout)
+    }
+
+    fn wait_for_line(
+        &mut self,
+        name: &str,
+        stream: Stream,
+        needle: &str,
+        timeout: Duration,
+    ) -> Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump();
+            let lines = self.actor(name)?.program.lines_of(stream);
+            if let Some(line) = lines.iter().find(|line| line.contains(needle)) {
+                return Ok(line.clone());
+            }
+            if Instant::now() >= deadline {
+                bail!("{name} did not print {needle:?} within {timeout:?}");
+            }
+            self.tick()?;
+        }
+    }
+
+    /// Waits until `name` exits, and returns its status.
+    pub fn wait_exit(&mut self, name: &str, timeout: Duration) -> Result<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump();
+            if let Some(status) = self.actor_mut(name)?.program.exit_status() {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                bail!("{name} did not exit within {timeout:?}");
+            }
+            self.tick()?;
+        }
+    }
+
+    /// Sends `signal` to `name` (Ctrl-C is `Signal::SIGINT`).
+    pub fn signal(&mut self, name: &str, signal: Signal) -> Result<()> {
+        self.actor(name)?.program.signal(signal);
+        Ok(())
+    }
+
+    /// Everything `name` printed on stdout so far.
+    pub fn stdout(&self, name: &str) -> Result<&[String]> {
+        Ok(self.actor(name)?.program.lines_of(Stream::Stdout))
+    }
+
+    /// Everything `name` printed on stderr so far.
+    pub fn stderr(&self, name: &str) -> Result<&[String]> {
+        Ok(self.actor(name)?.program.lines_of(Stream::Stderr))
+    }
+
+    fn tick(&mut self) -> Result<()> {
+        if interrupted() {
+            bail!("interrupted");
+        }
+        std::thread::sleep(TICK);
+        self.pump();
+        Ok(())
+    }
+
+    fn actor(&self, name: &str) -> Result<&Actor> {
+        self.actors
+            .iter()
+            .rev()
+            .find(|actor| actor.name == name)
+            .ok_or_else(|| anyhow!("nobody called {name} is on stage"))
+    }
+
+    fn actor_mut(&mut self, name: &str) -> Result<&mut Actor> {
+        self.actors
+            .iter_mut()
+            .rev()
+            .find(|actor| actor.name == name)
+            .ok_or_else(|| anyhow!("nobody called {name} is on stage"))
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        // Show the last lines; each Program kills its process when dropped.
+        self.pump();
+    }
+}
