@@ -1,0 +1,116 @@
+//! Fake mail form poster: connects a PUSH socket to tcp://localhost:5558
+//! and, twice a second, pushes a fake form post (names, email address,
+//! date, IP address, browser) to the mailbin as JSON, printing each form.
+//!
+//! A PUSH socket keeps what it cannot deliver yet: forms pushed while no
+//! mailbin runs are queued and go out when one starts, with no broker in
+//! between. At exit the faker waits for a mailbin to take them (`--linger`
+//! bounds that wait).
+//!
+//! Run with `cargo run -p mailbin --bin faker`, with `mailbin` running in
+//! another terminal, or started later. Ctrl-C stops it.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{Datelike as _, Days, Local};
+use clap::Parser;
+use examples_common::outbox::{Delivery, Outbox};
+use examples_common::{cli, say, stop};
+use fake::Fake as _;
+use fake::faker::internet::en::{FreeEmail, IPv4, UserAgent};
+use fake::faker::name::en::{FirstName, LastName};
+use mailbin::{DATE_FORMAT, Form, SERVICE_URI};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
+
+/// Pushes fake mail form posts to a mailbin on a PUSH socket.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Host of the mailbin
+    #[arg(long, default_value = "localhost")]
+    host: String,
+    /// Port of the mailbin
+    #[arg(long, default_value_t = examples_common::MAILBIN_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Pause between two forms
+    #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = cli::duration)]
+    interval: Duration,
+    /// Stop after this many forms (default: push forever)
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    count: Option<u64>,
+    /// Make the same sequence of forms on every run with this seed (default: random)
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// At exit, how long to wait for a mailbin to take queued forms (default: until one does)
+    #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
+    linger: Option<Duration>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| push_forms(&args))
+}
+
+fn push_forms(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    // Socket for sending forms to the mailbin.
+    let mut save_sender = Outbox::connect(&context, &examples_common::tcp(&args.host, args.port))?;
+    let mut rng = match args.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => rand::make_rng(),
+    };
+
+    let mut pushed = 0;
+    while !stop::requested() && args.count.is_none_or(|count| pushed < count) {
+        // Simulate mail form content.
+        let form = fake_form(&mut rng);
+
+        // Send the form to the mailbin, and show it.
+        if !save_sender.push(serde_json::to_string(&form)?.as_bytes())? {
+            break;
+        }
+        say!("{}", serde_json::to_string_pretty(&form)?);
+        pushed += 1;
+
+        // Take it easy.
+        stop::sleep(args.interval);
+    }
+    eprintln!("faker: {pushed} forms pushed");
+
+    // Trap: forms still queued for a mailbin that is not there would hold
+    // up the exit; wait for one deliberately, or drop them and say so.
+    let queued = save_sender.queued()?;
+    if queued > 0 {
+        eprintln!(
+            "faker: waiting for a mailbin to take {queued} queued forms (Ctrl-C again to drop them)"
+        );
+    }
+    match save_sender.finish(args.linger)? {
+        Delivery::Delivered => Ok(ExitCode::SUCCESS),
+        Delivery::Dropped(dropped) => {
+            eprintln!("faker: up to {dropped} forms dropped");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A form as someone might post it: every field drawn from `rng`, so that
+/// one seed always makes the same forms.
+fn fake_form(rng: &mut StdRng) -> Form {
+    // Dated some day of this month, up to today.
+    let today = Local::now().date_naive();
+    let days_ago: u32 = (0..=today.day0()).fake_with_rng(rng);
+    let created_at = today - Days::new(u64::from(days_ago));
+    Form {
+        first_name: FirstName().fake_with_rng(rng),
+        last_name: LastName().fake_with_rng(rng),
+        email: FreeEmail().fake_with_rng(rng),
+        created_at: created_at.format(DATE_FORMAT).to_string(),
+        ip: IPv4().fake_with_rng(rng),
+        user_agent: UserAgent().fake_with_rng(rng),
+        service_uri: SERVICE_URI.to_owned(),
+    }
+}

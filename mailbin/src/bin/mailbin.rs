@@ -1,0 +1,190 @@
+//! Mailbin: binds a PULL socket on tcp://*:5558 and reads, through a
+//! poller, the mail form posts that any number of fakers push to it. It
+//! prints who sent each valid form and rejects anything else.
+//!
+//! ```text
+//! #--------------#  #--------------#  #--------------#
+//! |  FakerScript |  |  FakerScript |  |  FakerScript |
+//! +--------------+  +--------------+  +--------------+
+//! |     PUSH     |  |     PUSH     |  |     PUSH     |
+//! '------+-------'  '------+-------'  '------+-------'
+//!   connect:5558      connect:5558      connect:5558
+//!        |                 |                 |
+//!        '-----------------+-----------------'
+//!                          |
+//!                        data
+//!                          |
+//!                          v
+//!                       bind:5558
+//!                   .-------------.
+//!                   |    PULL     |
+//!                   +-------------+
+//!                   |   Mailbin   |
+//!                   #-------------#
+//! ```
+//!
+//! A form is valid when it is a JSON object whose seven fields are strings,
+//! with an email address `local@domain`, a `created_at` date `YYYYMMDD` from
+//! the 1st of this month to today, and an IPv4 or IPv6 `ip`.
+//!
+//! Run with `cargo run -p mailbin --bin mailbin`, then
+//! `cargo run -p mailbin --bin faker` in one or more other terminals.
+//! Ctrl-C stops it.
+
+use std::net::IpAddr;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::Parser;
+use examples_common::{Polled, Poller, cli, console, say};
+use mailbin::{DATE_FORMAT, Form, this_month_so_far};
+use serde_json::Value;
+
+/// Collects mail form posts on a PULL socket and checks each one.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on
+    #[arg(long, default_value_t = examples_common::MAILBIN_PORT, value_parser = cli::port())]
+    port: u16,
+    /// Address to bind, `*` for every interface
+    #[arg(long, value_name = "ADDR", default_value = "*")]
+    bind: String,
+    /// Stop after this many valid forms (default: collect forever)
+    #[arg(long, value_name = "N", value_parser = cli::count())]
+    count: Option<u64>,
+    #[command(flatten)]
+    limit: cli::ReceiveLimit,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| collect(&args))
+}
+
+fn collect(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    // Socket to receive the forms that fakers push.
+    let form_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
+    let endpoint = examples_common::tcp(&args.bind, args.port);
+    examples_common::bind(&form_receiver, &endpoint)?;
+    say!("Mailbin listening on {endpoint}");
+
+    // Forms are checked through a poller.
+    let mut poller = Poller::new();
+    let forms = poller.register(&form_receiver);
+    let (mut received, mut rejected) = (0, 0);
+    while args.count.is_none_or(|count| received < count) {
+        if poller.poll(None)? == Polled::Stopped {
+            break;
+        }
+        if !poller.is_readable(forms) {
+            continue;
+        }
+        // A message of several frames is still one form post.
+        let message = form_receiver.recv_multipart(0)?.concat();
+        match read_form(&message) {
+            Ok(form) => {
+                let sender = format!("{} {} {}", form.first_name, form.last_name, form.email);
+                say!(
+                    "Mailbin received a form from {}",
+                    console::shown(sender.as_bytes())
+                );
+                received += 1;
+            }
+            Err(problem) => {
+                console::reject(problem, &message);
+                rejected += 1;
+            }
+        }
+    }
+    eprintln!("mailbin: {received} forms received, {rejected} rejected");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a form post, or says which field is wrong and how.
+fn read_form(message: &[u8]) -> Result<Form, String> {
+    let Ok(Value::Object(fields)) = serde_json::from_slice(message) else {
+        return Err("not a JSON object".to_owned());
+    };
+    // Every field is a string; other keys may come along and are ignored.
+    let text = |name: &str| match fields.get(name) {
+        Some(Value::String(text)) => Ok(text.clone()),
+        Some(_) => Err(format!("form field \"{name}\" is not a string")),
+        None => Err(format!("form field \"{name}\" is missing")),
+    };
+    let form = Form {
+        first_name: text("first_name")?,
+        last_name: text("last_name")?,
+        email: text("email")?,
+        created_at: text("created_at")?,
+        ip: text("ip")?,
+        user_agent: text("user_agent")?,
+        service_uri: text("service_uri")?,
+    };
+
+    if !is_address(&form.email) {
+        return Err(r#"form field "email" is not an address local@domain"#.to_owned());
+    }
+    if !date(&form.created_at).is_some_and(|date| this_month_so_far().contains(&date)) {
+        return Err(r#"form field "created_at" is not a date YYYYMMDD of this month"#.to_owned());
+    }
+    if form.ip.parse::<IpAddr>().is_err() {
+        return Err(r#"form field "ip" is not an IPv4 or IPv6 address"#.to_owned());
+    }
+    Ok(form)
+}
+
+/// An email address: exactly one `@`, text on both sides, no whitespace.
+fn is_address(email: &str) -> bool {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !domain.contains('@')
+                && !email.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+/// A real day written `YYYYMMDD`: eight digits, so `2024-1-5` or `+2024015`
+/// is no date.
+fn date(text: &str) -> Option<NaiveDate> {
+    if text.len() != 8 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, DATE_FORMAT).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::{date, is_address};
+
+    #[test]
+    fn addresses_have_one_at_and_no_whitespace() {
+        assert!(is_address("ada@example.org"));
+        for bad in [
+            "ada.example.org",
+            "@example.org",
+            "ada@",
+            "a@b@c",
+            "ada @x.org",
+        ] {
+            assert!(!is_address(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn dates_are_real_days_in_eight_digits() {
+        assert_eq!(date("20240229"), NaiveDate::from_ymd_opt(2024, 2, 29));
+        for bad in [
+            "20230229", "20241301", "20240100", "2024011", "+2024011", "2024-1-1",
+        ] {
+            assert_eq!(date(bad), None, "{bad}");
+        }
+    }
+}
