@@ -16,7 +16,7 @@ const TOUR: Duration = Duration::from_secs(90);
 fn tour_runs_every_scenario_and_each_one_holds() {
     let tour = Program::start("tour", &[]).finish(TOUR);
     assert!(tour.success(), "{}", tour.stdout.join("\n"));
-    for scenario in ["reqrep", "pubsub", "vsq"] {
+    for scenario in ["reqrep", "pubsub", "vsq", "mailbin"] {
         let closing = format!("=== {scenario}: ok, ");
         assert!(
             tour.stdout.iter().any(|line| line.starts_with(&closing)),
