@@ -25,6 +25,19 @@ macro_rules! say {
     ($($arg:tt)*) => { $crate::console::say(format_args!($($arg)*)) };
 }
 
+/// Prints one line on stderr, like `eprintln!`, after what `say!` buffered,
+/// so that the two streams stay in order on a terminal.
+#[macro_export]
+macro_rules! note {
+    ($($arg:tt)*) => { $crate::console::note(format_args!($($arg)*)) };
+}
+
+#[doc(hidden)]
+pub fn note(line: fmt::Arguments<'_>) {
+    flush();
+    eprintln!("{line}");
+}
+
 #[doc(hidden)]
 pub fn say(line: fmt::Arguments<'_>) {
     // A closed stdout (`| head`) must not stop a server: its lines are dropped.
@@ -38,7 +51,7 @@ pub fn flush() {
 
 /// Reports a message that was received but cannot be used, on one stderr line.
 pub fn reject(problem: impl fmt::Display, payload: &[u8]) {
-    eprintln!("rejected: {problem}: {}", shown(payload));
+    note(format_args!("rejected: {problem}: {}", shown(payload)));
 }
 
 /// A payload made fit for one line of a terminal: printable UTF-8 as it is,

@@ -80,7 +80,7 @@ pub fn run(body: impl FnOnce() -> Result<ExitCode>) -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            console::note(format_args!("error: {error:#}"));
             ExitCode::FAILURE
         }
     }

@@ -16,8 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{Datelike as _, Days, Local};
 use clap::Parser;
-use examples_common::outbox::{Delivery, Outbox};
-use examples_common::{cli, say, stop};
+use examples_common::{Delivery, Outbox, cli, note, say, stop};
 use fake::Fake as _;
 use fake::faker::internet::en::{FreeEmail, IPv4, UserAgent};
 use fake::faker::name::en::{FirstName, LastName};
@@ -27,7 +26,7 @@ use rand::rngs::StdRng;
 
 /// Pushes fake mail form posts to a mailbin on a PUSH socket.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "faker", version)]
 struct Args {
     /// Host of the mailbin
     #[arg(long, default_value = "localhost")]
@@ -78,20 +77,20 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Take it easy.
         stop::sleep(args.interval);
     }
-    eprintln!("faker: {pushed} forms pushed");
+    note!("faker: {pushed} forms pushed");
 
     // Trap: forms still queued for a mailbin that is not there would hold
     // up the exit; wait for one deliberately, or drop them and say so.
     let queued = save_sender.queued()?;
     if queued > 0 {
-        eprintln!(
+        note!(
             "faker: waiting for a mailbin to take {queued} queued forms (Ctrl-C again to drop them)"
         );
     }
     match save_sender.finish(args.linger)? {
         Delivery::Delivered => Ok(ExitCode::SUCCESS),
         Delivery::Dropped(dropped) => {
-            eprintln!("faker: up to {dropped} forms dropped");
+            note!("faker: up to {dropped} forms dropped");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -37,13 +37,13 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
-use examples_common::{Polled, Poller, cli, console, say};
+use examples_common::{Polled, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form, this_month_so_far};
 use serde_json::Value;
 
 /// Collects mail form posts on a PULL socket and checks each one.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "mailbin", version)]
 struct Args {
     /// Port to listen on
     #[arg(long, default_value_t = examples_common::MAILBIN_PORT, value_parser = cli::port())]
@@ -99,7 +99,7 @@ fn collect(args: &Args) -> Result<ExitCode> {
             }
         }
     }
-    eprintln!("mailbin: {received} forms received, {rejected} rejected");
+    note!("mailbin: {received} forms received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -33,12 +33,12 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::{cli, say, stop};
+use examples_common::{cli, note, say, stop};
 use rand::RngExt as _;
 
 /// Publishes random temperatures for three zipcodes on a PUB socket.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "pub_server", version)]
 struct Args {
     /// Port to listen on
     #[arg(default_value_t = examples_common::PUBSUB_PORT, value_parser = cli::port())]
@@ -77,6 +77,6 @@ fn publish(args: &Args) -> Result<ExitCode> {
         published += 1;
         stop::sleep(args.interval);
     }
-    eprintln!("pub_server: {published} updates published");
+    note!("pub_server: {published} updates published");
     Ok(ExitCode::SUCCESS)
 }

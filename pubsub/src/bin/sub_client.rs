@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, cli, console, say};
+use examples_common::{Polled, cli, console, note, say};
 
 /// Averages the temperatures published for one zipcode.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "sub_client", version)]
 struct Args {
     /// Port of the publisher
     #[arg(default_value_t = examples_common::PUBSUB_PORT, value_parser = cli::port())]
@@ -69,7 +69,7 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
         match examples_common::wait_for_message(&socket, args.timeout)? {
             Polled::Ready => {}
             Polled::Stopped => {
-                eprintln!("sub_client: stopped after {received} updates");
+                note!("sub_client: stopped after {received} updates");
                 return Ok(ExitCode::SUCCESS);
             }
             Polled::TimedOut => {

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, cli, console::shown, say};
+use examples_common::{Polled, cli, console::shown, note, say};
 
 /// Sends "Hello" requests on a REQ socket and prints each reply.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "reqrep_client", version)]
 struct Args {
     /// Port of the server
     #[arg(default_value_t = examples_common::REQREP_PORT, value_parser = cli::port())]
@@ -69,7 +69,7 @@ fn request(args: &Args) -> Result<ExitCode> {
         replies += 1;
     }
     if replies < args.requests {
-        eprintln!("reqrep_client: stopped after {replies} replies");
+        note!("reqrep_client: stopped after {replies} replies");
     }
     Ok(ExitCode::SUCCESS)
 }

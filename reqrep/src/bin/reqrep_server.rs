@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::{Polled, cli, console::shown, say};
+use examples_common::{Polled, cli, console::shown, note, say};
 
 /// Answers every request on a REP socket with "World from <PORT>".
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "reqrep_server", version)]
 struct Args {
     /// Port to listen on
     #[arg(default_value_t = examples_common::REQREP_PORT, value_parser = cli::port())]
@@ -74,6 +74,6 @@ fn serve(args: &Args) -> Result<ExitCode> {
         socket.send(format!("World from {}", args.port).as_bytes(), 0)?;
         replies += 1;
     }
-    eprintln!("reqrep_server: {replies} replies sent");
+    note!("reqrep_server: {replies} replies sent");
     Ok(ExitCode::SUCCESS)
 }

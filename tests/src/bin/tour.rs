@@ -15,7 +15,7 @@ use tests::{Signal, free_port};
 
 /// Runs the examples' scenarios, in one terminal, and checks each one.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "tour", version)]
 struct Args {
     /// Scenarios to run (default: all, in the README's order)
     #[arg(value_enum)]
@@ -27,6 +27,7 @@ enum Scenario {
     Reqrep,
     Pubsub,
     Vsq,
+    Mailbin,
 }
 
 /// Long enough for any step on a busy machine; never reached when all is well.
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
             Scenario::Reqrep => reqrep(),
             Scenario::Pubsub => pubsub(),
             Scenario::Vsq => vsq(),
+            Scenario::Mailbin => mailbin(),
         };
         match outcome {
             Ok(showed) => println!("=== {name}: ok, {showed}"),
@@ -287,6 +289,51 @@ fn vsq() -> Result<String> {
         "2 computers configured; the stream slowed from {both} to {one} results a second when one stopped; \
          {queued} results queued while no saver ran arrived when it started again"
     ))
+}
+
+/// The fake mail form: two fakers push forms, the mailbin checks each one.
+fn mailbin() -> Result<String> {
+    let mut stage = Stage::new();
+    let port = free_port().to_string();
+    stage.say("mailbin collects fake form posts; two fakers push three each");
+    stage.start(
+        "mailbin",
+        "mailbin",
+        &["--port", &port, "--bind", "127.0.0.1", "--count", "6"],
+    )?;
+    for (faker, seed) in [("faker-1", "1"), ("faker-2", "2")] {
+        let args = [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--interval",
+            "200ms",
+            "--count",
+            "3",
+            "--seed",
+            seed,
+        ];
+        stage.start(faker, "faker", &args)?;
+    }
+    ensure!(
+        stage.wait_exit("mailbin", STEP)?.success(),
+        "the mailbin failed"
+    );
+    for faker in ["faker-1", "faker-2"] {
+        ensure!(stage.wait_exit(faker, STEP)?.success(), "{faker} failed");
+    }
+    let received = stage
+        .stdout("mailbin")?
+        .iter()
+        .filter(|line| line.starts_with("Mailbin received a form from "))
+        .count();
+    let summary = stage.stderr("mailbin")?.last().cloned().unwrap_or_default();
+    ensure!(
+        received == 6 && summary == "mailbin: 6 forms received, 0 rejected",
+        "6 valid forms expected, the mailbin said {summary:?}"
+    );
+    Ok("6 forms from 2 fakers were pushed, received and found valid".to_owned())
 }
 
 /// How many results `saver` prints during `duration`.

@@ -48,12 +48,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, Poller, cli, console, say, stop};
+use examples_common::{Polled, Poller, cli, console, note, say, stop};
 use vsq::Reply;
 
 /// Publishes a "configure" command to the computers and prints their replies.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "command", version)]
 struct Args {
     /// Port to publish commands on
     #[arg(long, default_value_t = examples_common::COMMAND_PORT, value_parser = cli::port())]
@@ -149,7 +149,7 @@ fn cmd_reply_handler(
         };
         match poller.poll(Some(wait))? {
             Polled::Stopped => {
-                eprintln!("command: stopped; {} computers answered", units.len());
+                note!("command: stopped; {} computers answered", units.len());
                 return Ok(ExitCode::SUCCESS);
             }
             Polled::TimedOut => match args.expect {

@@ -28,14 +28,14 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{Delivery, Outbox, Polled, cli, console, say, stop};
+use examples_common::{Delivery, Outbox, Polled, cli, console, note, say, stop};
 use rand::RngExt as _;
 use rand_distr::StandardNormal;
 use vsq::{Computation, Reply};
 
 /// Answers the server's commands and pushes computed results to the saver.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "computer", version)]
 struct Args {
     /// Host of the server (command and saver)
     #[arg(long, value_name = "HOST", default_value = "localhost")]
@@ -95,11 +95,11 @@ fn compute(args: &Args) -> Result<ExitCode> {
     })?;
 
     let pushed = results.pushed;
-    eprintln!("computer: unit {unit} pushed {pushed} results, answered {answered} commands");
+    note!("computer: unit {unit} pushed {pushed} results, answered {answered} commands");
     match results.delivery {
         Delivery::Delivered => Ok(ExitCode::SUCCESS),
         Delivery::Dropped(dropped) => {
-            eprintln!("computer: up to {dropped} results dropped");
+            note!("computer: up to {dropped} results dropped");
             Ok(ExitCode::FAILURE)
         }
     }
@@ -182,7 +182,7 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<P
 
     let queued = save_sender.queued()?;
     if queued > 0 {
-        eprintln!(
+        note!(
             "computer: waiting for a saver at {save_endpoint} to take {queued} queued results (Ctrl-C again to drop them)"
         );
     }

@@ -32,12 +32,12 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::{Polled, Poller, cli, console, say};
+use examples_common::{Polled, Poller, cli, console, note, say};
 use vsq::Computation;
 
 /// Receives the computers' results on a PULL socket and prints them.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "saver", version)]
 struct Args {
     /// Port to listen on for results
     #[arg(long, default_value_t = examples_common::SAVE_PORT, value_parser = cli::port())]
@@ -85,6 +85,6 @@ fn save(args: &Args) -> Result<ExitCode> {
             }
         }
     }
-    eprintln!("saver: {received} results received, {rejected} rejected");
+    note!("saver: {received} results received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }
