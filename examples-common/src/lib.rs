@@ -8,6 +8,8 @@ pub mod console;
 pub mod outbox;
 pub mod poller;
 pub mod stop;
+#[cfg(feature = "store")]
+pub mod store;
 
 use std::process::ExitCode;
 

@@ -27,16 +27,21 @@
 //! with an email address `local@domain`, a `created_at` date `YYYYMMDD` from
 //! the 1st of this month to today, and an IPv4 or IPv6 `ip`.
 //!
+//! With `--store forms.db` every valid form is also kept in an SQLite
+//! database, and so is every rejected message, with the reason.
+//!
 //! Run with `cargo run -p mailbin --bin mailbin`, then
 //! `cargo run -p mailbin --bin faker` in one or more other terminals.
 //! Ctrl-C stops it.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
+use examples_common::store::{NOW, Store};
 use examples_common::{Polled, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form, this_month_so_far};
 use serde_json::Value;
@@ -54,6 +59,9 @@ struct Args {
     /// Stop after this many valid forms (default: collect forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     count: Option<u64>,
+    /// Also keep every valid form, and every rejected message, in this SQLite database
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
 }
@@ -63,7 +71,27 @@ fn main() -> ExitCode {
     examples_common::run(|| collect(&args))
 }
 
+/// The mailbin's table in the `--store` database.
+const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
+    id          INTEGER PRIMARY KEY,
+    first_name  TEXT NOT NULL,
+    last_name   TEXT NOT NULL,
+    email       TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    ip          TEXT NOT NULL,
+    user_agent  TEXT NOT NULL,
+    service_uri TEXT NOT NULL,
+    received_at TEXT NOT NULL
+)";
+
 fn collect(args: &Args) -> Result<ExitCode> {
+    // Open the store first: if it cannot be written, say so before binding.
+    let mut store = Store::open(args.store.as_deref(), FORMS)?;
+    let insert = format!(
+        "INSERT INTO forms (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})"
+    );
+
     let context = zmq::Context::new();
     // Socket to receive the forms that fakers push.
     let form_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
@@ -76,29 +104,44 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let forms = poller.register(&form_receiver);
     let (mut received, mut rejected) = (0, 0);
     while args.count.is_none_or(|count| received < count) {
-        if poller.poll(None)? == Polled::Stopped {
+        // Wait for forms, but not past the moment the last ones must be committed.
+        if poller.poll(store.commit_due_in())? == Polled::Stopped {
             break;
         }
-        if !poller.is_readable(forms) {
-            continue;
-        }
-        // A message of several frames is still one form post.
-        let message = form_receiver.recv_multipart(0)?.concat();
-        match read_form(&message) {
-            Ok(form) => {
-                let sender = format!("{} {} {}", form.first_name, form.last_name, form.email);
-                say!(
-                    "Mailbin received a form from {}",
-                    console::shown(sender.as_bytes())
-                );
-                received += 1;
+        if poller.is_readable(forms) {
+            // A message of several frames is still one form post.
+            let message = form_receiver.recv_multipart(0)?.concat();
+            match read_form(&message) {
+                Ok(form) => {
+                    let sender = format!("{} {} {}", form.first_name, form.last_name, form.email);
+                    say!(
+                        "Mailbin received a form from {}",
+                        console::shown(sender.as_bytes())
+                    );
+                    store.insert(
+                        &insert,
+                        (
+                            &form.first_name,
+                            &form.last_name,
+                            &form.email,
+                            &form.created_at,
+                            &form.ip,
+                            &form.user_agent,
+                            &form.service_uri,
+                        ),
+                    )?;
+                    received += 1;
+                }
+                Err(problem) => {
+                    console::reject(&problem, &message);
+                    store.reject(&message, &problem)?;
+                    rejected += 1;
+                }
             }
-            Err(problem) => {
-                console::reject(problem, &message);
-                rejected += 1;
-            }
         }
+        store.commit_if_due()?;
     }
+    store.commit()?;
     note!("mailbin: {received} forms received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }

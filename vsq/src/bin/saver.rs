@@ -25,13 +25,18 @@
 //! results pushed while no saver runs wait in the computers' queues and
 //! arrive as soon as it starts.
 //!
+//! With `--store results.db` every result is also kept in an SQLite
+//! database, and so is every rejected message, with the reason.
+//!
 //! Run with `cargo run -p vsq --bin saver`, with one or more `computer`s in
 //! other terminals. Ctrl-C stops it.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
+use examples_common::store::{NOW, Store};
 use examples_common::{Polled, Poller, cli, console, note, say};
 use vsq::Computation;
 
@@ -48,6 +53,9 @@ struct Args {
     /// Stop after this many results (default: serve forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     count: Option<u64>,
+    /// Also keep every result, and every rejected message, in this SQLite database
+    #[arg(long, value_name = "PATH")]
+    store: Option<PathBuf>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
 }
@@ -57,7 +65,23 @@ fn main() -> ExitCode {
     examples_common::run(|| save(&args))
 }
 
+/// The saver's table in the `--store` database.
+const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
+    id          INTEGER PRIMARY KEY,
+    unit        INTEGER NOT NULL,
+    counter     INTEGER NOT NULL,
+    x           REAL NOT NULL,
+    y           REAL NOT NULL,
+    received_at TEXT NOT NULL
+)";
+
 fn save(args: &Args) -> Result<ExitCode> {
+    // Open the store first: if it cannot be written, say so before binding.
+    let mut store = Store::open(args.store.as_deref(), RESULTS)?;
+    let insert = format!(
+        "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, {NOW})"
+    );
+
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
     examples_common::bind(&req_receiver, &examples_common::tcp(&args.bind, args.port))?;
@@ -68,23 +92,29 @@ fn save(args: &Args) -> Result<ExitCode> {
 
     let (mut received, mut rejected) = (0, 0);
     while args.count.is_none_or(|count| received < count) {
-        if poller.poll(None)? == Polled::Stopped {
+        // Wait for results, but not past the moment the last ones must be committed.
+        if poller.poll(store.commit_due_in())? == Polled::Stopped {
             break;
         }
         if poller.is_readable(req_index) {
             let message = req_receiver.recv_bytes(0)?;
             match vsq::parse_object::<Computation>(&message) {
-                Ok(_) => {
+                Ok(result) => {
                     say!("Computer requested a save: {}", console::shown(&message));
+                    store.insert(&insert, (result.unit, result.counter, result.x, result.y))?;
                     received += 1;
                 }
                 Err(problem) => {
-                    console::reject(format!("result {problem}"), &message);
+                    let problem = format!("result {problem}");
+                    console::reject(&problem, &message);
+                    store.reject(&message, &problem)?;
                     rejected += 1;
                 }
             }
         }
+        store.commit_if_due()?;
     }
+    store.commit()?;
     note!("saver: {received} results received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,331 @@
+//! `--store`: the saver and the mailbin keep what they receive in SQLite,
+//! rejected messages included, and lose nothing they accepted on a stop.
+
+// A test fails by panicking: unwrap says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::Connection;
+use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
+
+fn saver(port: &str, store: &Path, extra: &[&str]) -> Program {
+    let store = store.to_str().unwrap();
+    let args = [
+        &["--port", port, "--bind", "127.0.0.1", "--store", store],
+        extra,
+    ]
+    .concat();
+    Program::start("saver", &args)
+}
+
+fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
+    let socket = context.socket(zmq::PUSH).unwrap();
+    socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    socket
+}
+
+fn results(store: &Path) -> Vec<(i64, i64, f64, f64)> {
+    let connection = Connection::open(store).unwrap();
+    let mut query = connection
+        .prepare("SELECT unit, counter, x, y FROM results ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+fn rejected(store: &Path) -> Vec<(Vec<u8>, String)> {
+    let connection = Connection::open(store).unwrap();
+    let mut query = connection
+        .prepare("SELECT payload, reason FROM rejected ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// `received_at` is UTC in ISO 8601: 2026-11-26T23:48:44.123Z.
+fn assert_iso_utc(stamps: Vec<String>) {
+    assert!(!stamps.is_empty());
+    for stamp in stamps {
+        let bytes = stamp.as_bytes();
+        assert_eq!(bytes.len(), 24, "{stamp}");
+        assert_eq!(
+            (
+                bytes[4], bytes[7], bytes[10], bytes[13], bytes[16], bytes[23]
+            ),
+            (b'-', b'-', b'T', b':', b':', b'Z'),
+            "{stamp}"
+        );
+    }
+}
+
+fn stamps(store: &Path, table: &str) -> Vec<String> {
+    let connection = Connection::open(store).unwrap();
+    let mut query = connection
+        .prepare(&format!("SELECT received_at FROM {table}"))
+        .unwrap();
+    query
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[test]
+fn saver_stores_what_it_accepts_and_what_it_rejects() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let port = free_port().to_string();
+    let mut saver = saver(&port, &store, &["--count", "3"]);
+    saver.wait_for_stdout("Listening", WAIT);
+    let context = zmq::Context::new();
+    let computer = pusher(&context, &port);
+    let messages: [&[u8]; 5] = [
+        br#"{"unit": 7, "counter": 0, "x": 0.25, "y": -1.5}"#,
+        b"\xff\x00 not json",
+        br#"{"unit": 7, "counter": 1, "x": 3, "y": 4e-3, "extra": [1]}"#,
+        br#"{"unit": 7}"#,
+        br#"{"unit": 8, "counter": 0, "x": -0.0, "y": 1e10}"#,
+    ];
+    for message in messages {
+        computer.send(message, 0).unwrap();
+    }
+    let saver = saver.finish(WAIT);
+    assert!(saver.success(), "{saver:?}");
+
+    assert_eq!(
+        results(&store),
+        [(7, 0, 0.25, -1.5), (7, 1, 3.0, 0.004), (8, 0, -0.0, 1e10)]
+    );
+    let rejected = rejected(&store);
+    assert_eq!(rejected.len(), 2);
+    assert_eq!(rejected[0].0, messages[1], "raw bytes, byte for byte");
+    assert_eq!(rejected[0].1, "result not a JSON object");
+    assert_eq!(rejected[1].0, messages[3]);
+    assert!(
+        rejected[1].1.contains("missing field `counter`"),
+        "{}",
+        rejected[1].1
+    );
+    assert_iso_utc(stamps(&store, "results"));
+    assert_iso_utc(stamps(&store, "rejected"));
+}
+
+#[test]
+fn rows_are_committed_while_the_saver_runs() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let port = free_port().to_string();
+    let mut saver = saver(&port, &store, &[]);
+    saver.wait_for_stdout("Listening", WAIT);
+    let context = zmq::Context::new();
+    pusher(&context, &port)
+        .send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0)
+        .unwrap();
+    saver.wait_for_stdout("Computer requested a save", WAIT);
+
+    // Nothing else arrives and nobody stops the saver: the row must still
+    // reach the database, for another reader to see.
+    let deadline = Instant::now() + WAIT;
+    while results(&store).is_empty() {
+        assert!(Instant::now() < deadline, "the row was never committed");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(saver.is_running());
+}
+
+#[test]
+fn sigterm_in_a_fast_stream_loses_no_accepted_row() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let (cmd, reply, save) = (
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    let mut saver = saver(&save, &store, &[]);
+    let computer_args = [
+        "--server-host",
+        "127.0.0.1",
+        "--cmd-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--save-port",
+        &save,
+        "--unit",
+        "5",
+        "--interval",
+        "0s",
+        "--linger",
+        "0s",
+    ];
+    let _computer = Program::start("computer", &computer_args);
+    saver.wait_for_stdout("\"counter\":500,", WAIT);
+
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    let summary = saver.stderr.last().unwrap().clone();
+    assert_stopped_cleanly(&saver, "results received, 0 rejected");
+    let accepted = saver.stdout.len() - 1;
+    assert_eq!(
+        summary,
+        format!("saver: {accepted} results received, 0 rejected")
+    );
+    let stored = results(&store);
+    assert_eq!(
+        stored.len(),
+        accepted,
+        "every result the saver printed is stored"
+    );
+    let counters: Vec<i64> = stored.iter().map(|row| row.1).collect();
+    assert_eq!(counters, (0..accepted as i64).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_second_run_appends() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let context = zmq::Context::new();
+    for counter in 0..2 {
+        let port = free_port().to_string();
+        let mut saver = saver(&port, &store, &["--count", "1"]);
+        saver.wait_for_stdout("Listening", WAIT);
+        let message = format!(r#"{{"unit": 2, "counter": {counter}, "x": 0, "y": 0}}"#);
+        pusher(&context, &port).send(message.as_bytes(), 0).unwrap();
+        assert!(saver.finish(WAIT).success());
+    }
+    assert_eq!(results(&store), [(2, 0, 0.0, 0.0), (2, 1, 0.0, 0.0)]);
+}
+
+#[test]
+fn a_store_that_cannot_be_opened_fails_before_binding() {
+    let directory = tempfile::tempdir().unwrap();
+    let corrupt = directory.path().join("corrupt.db");
+    std::fs::write(
+        &corrupt,
+        b"this is not an SQLite database, not even close to one",
+    )
+    .unwrap();
+    let missing = directory.path().join("no/such/folder/results.db");
+    // Nothing can be created in /proc, even by root.
+    let read_only = Path::new("/proc/results.db");
+
+    // The port is taken: had the program bound first, it would say so.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    for (store, reason) in [
+        (corrupt.as_path(), "file is not a database"),
+        (missing.as_path(), "unable to open database file"),
+        (read_only, "unable to open database file"),
+    ] {
+        for program in ["saver", "mailbin"] {
+            let args = [
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--store",
+                store.to_str().unwrap(),
+            ];
+            let finished = Program::start(program, &args).finish(WAIT);
+            assert_eq!(finished.code(), Some(1), "{program} {finished:?}");
+            assert_eq!(finished.stderr.len(), 1, "{finished:?}");
+            let expected = format!("error: cannot open the store {}: {reason}", store.display());
+            assert!(
+                finished.stderr[0].starts_with(&expected),
+                "{}",
+                finished.stderr[0]
+            );
+        }
+    }
+}
+
+fn valid_form(first_name: &str) -> String {
+    let today = chrono::Local::now().format("%Y%m%d");
+    format!(
+        r#"{{"first_name": "{first_name}", "last_name": "Lovelace", "email": "ada@example.org", "created_at": "{today}",
+            "ip": "192.0.2.7", "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}}"#
+    )
+}
+
+#[test]
+fn mailbin_stores_valid_forms_and_rejected_messages() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("forms.db");
+    let port = free_port().to_string();
+    let args = [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--count",
+        "2",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut mailbin = Program::start("mailbin", &args);
+    mailbin.wait_for_stdout("Mailbin listening", WAIT);
+    let context = zmq::Context::new();
+    let faker = pusher(&context, &port);
+    faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
+    faker
+        .send(
+            valid_form("Bad")
+                .replace("ada@example.org", "nobody")
+                .as_bytes(),
+            0,
+        )
+        .unwrap();
+    faker.send(valid_form("Grace").as_bytes(), 0).unwrap();
+    let mailbin = mailbin.finish(WAIT);
+    assert!(mailbin.success(), "{mailbin:?}");
+
+    let connection = Connection::open(&store).unwrap();
+    let mut query = connection
+        .prepare("SELECT first_name, last_name, email, ip, user_agent, service_uri FROM forms ORDER BY id")
+        .unwrap();
+    let forms: Vec<[String; 6]> = query
+        .query_map([], |row| {
+            Ok([
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ])
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let expected = |name: &str| {
+        [
+            name,
+            "Lovelace",
+            "ada@example.org",
+            "192.0.2.7",
+            "Mozilla/5.0",
+            "http://www.voisietequi.it/",
+        ]
+        .map(String::from)
+    };
+    assert_eq!(forms, [expected("Ada"), expected("Grace")]);
+    let rejected = rejected(&store);
+    assert_eq!(rejected.len(), 1);
+    assert!(rejected[0].0.starts_with(br#"{"first_name": "Bad""#));
+    assert_eq!(
+        rejected[0].1,
+        r#"form field "email" is not an address local@domain"#
+    );
+    assert_iso_utc(stamps(&store, "forms"));
+}
