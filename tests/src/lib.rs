@@ -382,3 +382,14 @@ pub fn assert_stopped_cleanly(finished: &Finished, summary: &str) {
         "no summary {summary:?} on stderr:\n{stderr}"
     );
 }
+
+/// Asserts how a program fails when its port is taken: one line, exit 1.
+pub fn assert_port_taken(finished: &Finished, port: &str) {
+    assert_eq!(finished.code(), Some(1), "{finished:?}");
+    assert_eq!(
+        finished.stderr,
+        [format!(
+            "error: cannot bind tcp://127.0.0.1:{port}: Address already in use"
+        )]
+    );
+}

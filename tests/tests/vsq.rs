@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use tests::{Program, Signal, Stream, WAIT, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, Stream, WAIT, assert_port_taken, assert_stopped_cleanly, free_port};
 
 /// The three ports of one scenario, free and on loopback.
 struct Ports {
@@ -443,4 +443,20 @@ fn every_program_stops_cleanly_on_sigint_and_sigterm() {
         assert_stopped_cleanly(&computer.stop(signal, WAIT), "computer: unit 91 pushed");
         assert_stopped_cleanly(&saver.stop(signal, WAIT), "results received, 0 rejected");
     }
+}
+
+#[test]
+fn servers_on_a_taken_port_say_so() {
+    let ports = Ports::new();
+    let mut saver = ports.saver(&[]);
+    saver.wait_for_stdout("Listening", WAIT);
+    assert_port_taken(&ports.saver(&[]).finish(WAIT), &ports.save);
+
+    // command binds two ports; the second one is taken here.
+    let taken = Ports {
+        cmd: free_port().to_string(),
+        reply: ports.save.clone(),
+        save: ports.save.clone(),
+    };
+    assert_port_taken(&taken.command(&[]).finish(WAIT), &ports.save);
 }
