@@ -17,7 +17,6 @@
 
 pub mod stage;
 
-use std::collections::HashSet;
 use std::io::{BufRead as _, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -349,22 +348,31 @@ fn workspace_root() -> Option<&'static Path> {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent()
 }
 
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768 and
+/// up), so that no outgoing connection's source port takes a test's port
+/// between the moment it is picked and the moment a server binds it, and
+/// a client never connects to itself.
+const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
+
 /// A TCP port on 127.0.0.1 that nothing listens on, never the same twice
 /// in one process, so that tests running side by side do not collide.
 pub fn free_port() -> u16 {
-    static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
-    let mut given = GIVEN.lock().unwrap_or_else(|poison| poison.into_inner());
-    let given = given.get_or_insert_with(HashSet::new);
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("cannot find a free port");
-        let port = listener
-            .local_addr()
-            .expect("a bound listener has an address")
-            .port();
-        if given.insert(port) {
-            return port;
+    static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let mut next = NEXT.lock().unwrap_or_else(|poison| poison.into_inner());
+    // Each process starts at its own place, so that test processes running
+    // at the same time seldom try the same ports.
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let mut port =
+        next.unwrap_or_else(|| TEST_PORTS.start + (std::process::id() % u32::from(span)) as u16);
+    for _ in 0..span {
+        let candidate = port;
+        port = TEST_PORTS.start + (port + 1 - TEST_PORTS.start) % span;
+        if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
+            *next = Some(port);
+            return candidate;
         }
     }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// Asserts what every program owes a requested stop (Ctrl-C, SIGTERM):

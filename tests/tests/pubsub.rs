@@ -71,6 +71,18 @@ fn subscriber_averages_five_updates_for_its_zipcode() {
     );
 }
 
+#[test]
+fn subscriber_started_before_publisher_still_gets_its_updates() {
+    let port = free_port().to_string();
+    let mut subscriber = subscriber(&port, &[]);
+    subscriber.wait_for_stdout("Collecting updates", WAIT);
+    let args = [&port, "--bind", "127.0.0.1", "--interval", "2ms"];
+    let _publisher = Program::start("pub_server", &args);
+    let subscriber = subscriber.finish(WAIT);
+    assert!(subscriber.success(), "{subscriber:?}");
+    assert!(subscriber.stdout[6].starts_with("Average temperature value for '10001' was "));
+}
+
 /// A test-side publisher that knows when `sub_client` has subscribed: an
 /// XPUB socket receives each subscription, so nothing is sent too early.
 fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Context, zmq::Socket, Program) {
