@@ -88,10 +88,19 @@ impl Outbox {
         Ok(true)
     }
 
-    /// How many messages were pushed while no peer was connected, at most.
-    pub fn queued(&mut self) -> Result<u64> {
-        self.read_events()?;
-        Ok(self.queued)
+    /// How many messages were pushed while no peer was connected, at most,
+    /// once a peer that is connecting right now has had `grace` to finish
+    /// its handshake (a burst pushed at start-up is queued for a moment).
+    pub fn queued_after(&mut self, grace: Duration) -> Result<u64> {
+        let deadline = Instant::now() + grace;
+        loop {
+            self.read_events()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if self.queued == 0 || left.is_zero() {
+                return Ok(self.queued);
+            }
+            self.wait_for_event(left.min(stop::SLICE))?;
+        }
     }
 
     /// Waits until a peer has taken what is queued, for `linger` at most
@@ -117,11 +126,15 @@ impl Outbox {
                 return Ok(Delivery::Dropped(self.queued));
             }
             crate::console::flush();
-            let millis = stop::SLICE.as_millis() as i64;
-            match self.monitor.poll(zmq::POLLIN, millis) {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(error) => return Err(error).context("cannot watch the PUSH socket"),
-            }
+            self.wait_for_event(stop::SLICE)?;
+        }
+    }
+
+    fn wait_for_event(&self, timeout: Duration) -> Result<()> {
+        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
+        match self.monitor.poll(zmq::POLLIN, millis) {
+            Ok(_) | Err(zmq::Error::EINTR) => Ok(()),
+            Err(error) => Err(error).context("cannot watch the PUSH socket"),
         }
     }
 

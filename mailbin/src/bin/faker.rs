@@ -81,7 +81,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
 
     // Trap: forms still queued for a mailbin that is not there would hold
     // up the exit; wait for one deliberately, or drop them and say so.
-    let queued = save_sender.queued()?;
+    let queued = save_sender.queued_after(Duration::from_millis(100))?;
     if queued > 0 {
         note!(
             "faker: waiting for a mailbin to take {queued} queued forms (Ctrl-C again to drop them)"

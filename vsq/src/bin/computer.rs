@@ -180,7 +180,7 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<P
         }
     }
 
-    let queued = save_sender.queued()?;
+    let queued = save_sender.queued_after(Duration::from_millis(100))?;
     if queued > 0 {
         note!(
             "computer: waiting for a saver at {save_endpoint} to take {queued} queued results (Ctrl-C again to drop them)"
