@@ -137,6 +137,11 @@ impl<'a> Poller<'a> {
 /// Waits for a message on one socket, as a blocking `recv` would, but gives
 /// up after `timeout` and on Ctrl-C.
 pub fn wait_for_message(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Polled> {
+    // In a stream a message is usually waiting: then there is no poller to build.
+    let waiting = socket.get_events().context("cannot poll sockets")?;
+    if waiting.contains(zmq::POLLIN) && !stop::requested() {
+        return Ok(Polled::Ready);
+    }
     let mut poller = Poller::new();
     poller.register(socket);
     poller.poll(timeout)
