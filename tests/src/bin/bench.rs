@@ -116,7 +116,9 @@ fn bench(args: &Args) -> Result<()> {
     }
 
     println!(
-        "{} round trips, {} messages per stream; median of {} runs\n",
+        "{} round trips, {} messages per stream (weather: updates the subscriber \
+         receives); median of {} runs; ratio: the example's time per message over \
+         the raw loop's\n",
         args.round_trips, args.messages, args.runs
     );
     println!("| scenario | example | raw zmq loop | ratio | peak RSS |");
@@ -218,10 +220,11 @@ impl Row {
                 let micros = took.as_secs_f64() * 1e6 / args.round_trips as f64;
                 format!("{micros:.1} µs")
             }
-            _ => {
-                let rate = args.messages as f64 / took.as_secs_f64();
-                format!("{:.0}k msg/s", rate / 1000.0)
-            }
+            _ => match args.messages as f64 / took.as_secs_f64() {
+                rate if rate >= 1e6 => format!("{:.2}M msg/s", rate / 1e6),
+                rate if rate >= 1e3 => format!("{:.0}k msg/s", rate / 1e3),
+                rate => format!("{rate:.0} msg/s"),
+            },
         };
         let mut peaks = String::new();
         for (name, kib) in &self.peaks {
@@ -514,9 +517,8 @@ impl Example {
     /// What the program wrote on stderr, once it has exited, as a suffix
     /// for error messages.
     fn stderr(&mut self) -> String {
-        if let Ok(Some(_)) = self.child.try_wait()
-            && let Some(reader) = self.stderr.take()
-        {
+        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+        if let Some(reader) = self.stderr.take_if(|_| exited) {
             self.stderr_text = reader.join().unwrap_or_default();
         }
         match self.stderr_text.trim() {
