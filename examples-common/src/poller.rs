@@ -1,5 +1,6 @@
 //! The poller: wait on several sockets at once, as pyzmq's `zmq.Poller`
-//! does, with a timeout, and without missing a Ctrl-C.
+//! does, with a timeout, and without missing a Ctrl-C. For one socket,
+//! [`receive`] is a `recv` with the same timeout and Ctrl-C handling.
 //!
 //! ```no_run
 //! # fn demo(results: &zmq::Socket) -> anyhow::Result<()> {
@@ -130,6 +131,37 @@ impl<'a> Poller<'a> {
             // A signal interrupted the wait; the caller's loop looks at the stop flag.
             Err(zmq::Error::EINTR) => Ok(false),
             Err(error) => Err(error).context("cannot poll sockets"),
+        }
+    }
+}
+
+/// What [`receive`] got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    Message(Vec<u8>),
+    /// The timeout passed with nothing to read.
+    TimedOut,
+    /// Ctrl-C or SIGTERM arrived.
+    Stopped,
+}
+
+/// Receives one message, as a blocking `recv` would, but gives up after
+/// `timeout` and on Ctrl-C. A message already waiting is taken at once:
+/// polling before each message of a stream would cost a system call each.
+pub fn receive(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Received> {
+    loop {
+        if stop::requested() {
+            return Ok(Received::Stopped);
+        }
+        match socket.recv_bytes(zmq::DONTWAIT) {
+            Ok(message) => return Ok(Received::Message(message)),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {}
+            Err(error) => return Err(error).context("cannot receive a message"),
+        }
+        match wait_for_message(socket, timeout)? {
+            Polled::Ready => {}
+            Polled::TimedOut => return Ok(Received::TimedOut),
+            Polled::Stopped => return Ok(Received::Stopped),
         }
     }
 }
