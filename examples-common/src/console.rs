@@ -4,6 +4,7 @@
 //! `println!` per message would lock and write once per line). Rejections
 //! and summaries go to stderr.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{BufWriter, Stdout, Write as _};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
@@ -56,8 +57,15 @@ pub fn reject(problem: impl fmt::Display, payload: &[u8]) {
 
 /// A payload made fit for one line of a terminal: printable UTF-8 as it is,
 /// anything else escaped (`\n`, `\xff`), cut after 200 bytes.
-pub fn shown(payload: &[u8]) -> String {
+pub fn shown(payload: &[u8]) -> Cow<'_, str> {
     let head = &payload[..payload.len().min(SHOWN_BYTES)];
+    // Most payloads are short printable ASCII: show them as they are, uncopied.
+    let printable = |byte: &u8| *byte == b' ' || byte.is_ascii_graphic();
+    if payload.len() <= SHOWN_BYTES && payload.iter().all(printable) {
+        if let Ok(text) = std::str::from_utf8(payload) {
+            return Cow::Borrowed(text);
+        }
+    }
     let mut text = String::with_capacity(head.len());
     for chunk in head.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -74,7 +82,7 @@ pub fn shown(payload: &[u8]) -> String {
     if payload.len() > head.len() {
         text.push_str(&format!("... ({} bytes)", payload.len()));
     }
-    text
+    Cow::Owned(text)
 }
 
 #[cfg(test)]

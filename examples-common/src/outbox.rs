@@ -28,12 +28,21 @@ pub enum Delivery {
     Dropped(u64),
 }
 
+/// In a burst of pushes, how often the monitor is read: each read is a
+/// system call, and peers do not come and go that often.
+const READ_EVENTS_EVERY: Duration = Duration::from_millis(1);
+
 /// A PUSH socket connected to one endpoint, counting what it still holds.
 pub struct Outbox {
     socket: zmq::Socket,
     monitor: zmq::Socket,
     connected: bool,
     queued: u64,
+    /// When the monitor was last read, and how many messages were pushed
+    /// since without reading it: if the peer turns out to have left, they
+    /// may still be queued.
+    events_read: Instant,
+    unchecked: u64,
 }
 
 impl Outbox {
@@ -58,13 +67,18 @@ impl Outbox {
             monitor,
             connected: false,
             queued: 0,
+            events_read: Instant::now(),
+            unchecked: 0,
         })
     }
 
     /// Pushes one message. When the queue is full (the high-water mark,
     /// 1000 messages) this waits for room; returns false if Ctrl-C came first.
     pub fn push(&mut self, message: &[u8]) -> Result<bool> {
-        self.read_events()?;
+        let check = !self.connected || self.events_read.elapsed() >= READ_EVENTS_EVERY;
+        if check {
+            self.read_events()?;
+        }
         loop {
             match self.socket.send(message, zmq::DONTWAIT) {
                 Ok(()) => break,
@@ -84,6 +98,8 @@ impl Outbox {
         }
         if !self.connected {
             self.queued += 1;
+        } else if !check {
+            self.unchecked += 1;
         }
         Ok(true)
     }
@@ -144,7 +160,11 @@ impl Outbox {
         loop {
             let frames = match self.monitor.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(()),
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
+                    self.events_read = Instant::now();
+                    self.unchecked = 0;
+                    return Ok(());
+                }
                 Err(error) => return Err(error).context("cannot read socket events"),
             };
             // An event is two frames: 2 bytes of event number, 4 of value,
@@ -157,7 +177,11 @@ impl Outbox {
                     self.connected = true;
                     self.queued = 0;
                 }
-                zmq::SocketEvent::DISCONNECTED => self.connected = false,
+                zmq::SocketEvent::DISCONNECTED => {
+                    self.connected = false;
+                    self.queued += self.unchecked;
+                    self.unchecked = 0;
+                }
                 _ => {}
             }
         }

@@ -45,9 +45,11 @@ pub fn signals() -> usize {
 /// Sleeps for `duration`, waking early on Ctrl-C. Returns false if a stop
 /// was requested. Pending output is flushed before sleeping.
 pub fn sleep(duration: Duration) -> bool {
-    if !duration.is_zero() {
-        crate::console::flush();
+    // `--interval 0s`: no sleep, and no clock to read.
+    if duration.is_zero() {
+        return !requested();
     }
+    crate::console::flush();
     let deadline = Instant::now() + duration;
     loop {
         if requested() {

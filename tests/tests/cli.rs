@@ -3,7 +3,7 @@
 
 use tests::{Program, WAIT};
 
-const PROGRAMS: [&str; 10] = [
+const PROGRAMS: [&str; 11] = [
     "reqrep_server",
     "reqrep_client",
     "pub_server",
@@ -14,6 +14,7 @@ const PROGRAMS: [&str; 10] = [
     "faker",
     "mailbin",
     "tour",
+    "bench",
 ];
 
 #[test]

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, cli, console, note, say};
+use examples_common::{Received, cli, console, note, say};
 
 /// Averages the temperatures published for one zipcode.
 #[derive(Debug, Parser)]
@@ -66,18 +66,17 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
     let mut total_temperature: i128 = 0;
     let mut received = 0;
     while received < args.updates {
-        match examples_common::wait_for_message(&socket, args.timeout)? {
-            Polled::Ready => {}
-            Polled::Stopped => {
+        let message = match examples_common::receive(&socket, args.timeout)? {
+            Received::Message(message) => message,
+            Received::Stopped => {
                 note!("sub_client: stopped after {received} updates");
                 return Ok(ExitCode::SUCCESS);
             }
-            Polled::TimedOut => {
+            Received::TimedOut => {
                 let timeout = cli::show_duration(args.timeout.unwrap_or_default());
                 bail!("no update from {endpoint} within {timeout}");
             }
-        }
-        let message = socket.recv_bytes(0)?;
+        };
         let Some(temperature) = parse_update(&message, &args.zipcode) else {
             console::reject("not an update \"<zipcode> <integer>\"", &message);
             continue;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, cli, console::shown, note, say};
+use examples_common::{Received, cli, console::shown, note, say};
 
 /// Sends "Hello" requests on a REQ socket and prints each reply.
 #[derive(Debug, Parser)]
@@ -56,15 +56,14 @@ fn request(args: &Args) -> Result<ExitCode> {
 
         // Trap: REQ must receive before it sends again, so a lost reply
         // would block it forever; --timeout bounds the wait.
-        match examples_common::wait_for_message(&socket, args.timeout)? {
-            Polled::Ready => {}
-            Polled::Stopped => break,
-            Polled::TimedOut => {
+        let message = match examples_common::receive(&socket, args.timeout)? {
+            Received::Message(message) => message,
+            Received::Stopped => break,
+            Received::TimedOut => {
                 let timeout = cli::show_duration(args.timeout.unwrap_or_default());
                 bail!("no reply from {endpoint} within {timeout}");
             }
-        }
-        let message = socket.recv_bytes(0)?;
+        };
         say!("Received reply {request} [ {} ]", shown(&message));
         replies += 1;
     }

@@ -1,0 +1,661 @@
+//! The benchmark: `cargo run --release --bin bench`. Runs the examples' own
+//! binaries with their sleeps turned off and, beside them in the same run,
+//! a raw `zmq` loop that does the same socket work and nothing else (the
+//! binding's limit), then prints a table of medians with the ratio of each
+//! example to its raw loop and the peak RSS of each binary.
+//!
+//! What is measured, for an example and for its raw loop alike: the wall
+//! time from the start of the connecting side (its process, or its context
+//! and socket) until the receiving side has the last message (its process
+//! has exited, or its last `recv` returned). The bound side is listening
+//! before the clock starts. The examples' stdout goes to /dev/null.
+//!
+//! Benchmarks are not tests: nothing here fails on a slow number. A run
+//! that does not finish within `--timeout` is an error (exit 1).
+
+use std::fmt::Write as _;
+use std::io::Read as _;
+use std::net::{Ipv4Addr, TcpStream};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, anyhow};
+use clap::{Parser, ValueEnum};
+use tests::{Signal, free_port};
+
+/// Measures the examples against raw zmq loops doing the same socket work.
+#[derive(Debug, Parser)]
+#[command(name = "bench", version)]
+struct Args {
+    /// Scenarios to run (default: all)
+    #[arg(value_enum)]
+    scenarios: Vec<Scenario>,
+    /// Messages per stream (results, weather updates received)
+    #[arg(long, value_name = "N", default_value_t = 300_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    messages: u64,
+    /// Request-reply round trips
+    #[arg(long, value_name = "N", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    round_trips: u64,
+    /// Runs of each measurement; the table shows their median
+    #[arg(long, value_name = "R", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
+    /// A run that takes longer than this fails the bench
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// reqrep_server --delay 0s with reqrep_client, against raw REQ/REP
+    Reqrep,
+    /// computer --interval 0s into saver, against raw PUSH/PULL
+    Results,
+    /// pub_server --interval 0s into sub_client, against raw PUB/SUB
+    Weather,
+    /// computer into saver --store, against raw PUSH/PULL
+    Store,
+}
+
+impl Scenario {
+    fn title(self) -> &'static str {
+        match self {
+            Scenario::Reqrep => "request-reply round trip",
+            Scenario::Results => "results stream",
+            Scenario::Weather => "weather stream",
+            Scenario::Store => "results stream, saver --store",
+        }
+    }
+}
+
+/// The goals of issue 7.
+const GOAL_RATIO: f64 = 1.3;
+const GOAL_RSS_KIB: u64 = 16 * 1024;
+
+/// How often a running example's peak RSS is read: the kernel keeps the
+/// high-water mark, so a sample misses only what the last moments add.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match bench(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn bench(args: &Args) -> Result<()> {
+    let scenarios = match args.scenarios.is_empty() {
+        true => Scenario::value_variants().to_vec(),
+        false => args.scenarios.clone(),
+    };
+    eprintln!("bench: building the examples (a minute or so the first time) ...");
+    tests::examples_dir().map_err(|error| anyhow!(error))?;
+    if cfg!(debug_assertions) {
+        eprintln!("bench: a debug build; run it with --release for numbers worth reading");
+    }
+
+    let mut rows: Vec<Row> = scenarios
+        .iter()
+        .map(|&scenario| Row::new(scenario))
+        .collect();
+    for run in 1..=args.runs {
+        eprintln!("bench: run {run} of {}", args.runs);
+        for row in &mut rows {
+            row.measure(args)?;
+        }
+    }
+
+    println!(
+        "{} round trips, {} messages per stream (weather: updates the subscriber \
+         receives); median of {} runs; ratio: the example's time per message over \
+         the raw loop's\n",
+        args.round_trips, args.messages, args.runs
+    );
+    println!("| scenario | example | raw zmq loop | ratio | peak RSS |");
+    println!("|---|---|---|---|---|");
+    for row in &rows {
+        println!("{}", row.show(args));
+    }
+    let missed: Vec<String> = rows.iter().filter_map(Row::missed_goal).collect();
+    match missed.is_empty() {
+        true => {
+            println!("\ngoals (within {GOAL_RATIO}x of the raw loop, peak RSS under 16 MiB): met")
+        }
+        false => println!("\ngoals missed: {}", missed.join("; ")),
+    }
+    Ok(())
+}
+
+/// What one scenario measured over all runs.
+struct Row {
+    scenario: Scenario,
+    example: Vec<Duration>,
+    raw: Vec<Duration>,
+    /// The peak RSS of each binary, in KiB, the highest over all runs.
+    peaks: Vec<(&'static str, u64)>,
+    /// Why the example could not run, if it could not.
+    unavailable: Option<&'static str>,
+}
+
+impl Row {
+    fn new(scenario: Scenario) -> Row {
+        Row {
+            scenario,
+            example: Vec::new(),
+            raw: Vec::new(),
+            peaks: Vec::new(),
+            unavailable: None,
+        }
+    }
+
+    fn measure(&mut self, args: &Args) -> Result<()> {
+        if self.unavailable.is_some() {
+            return Ok(());
+        }
+        let (round_trips, messages) = (args.round_trips, args.messages);
+        let raw = match self.scenario {
+            Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
+            Scenario::Results | Scenario::Store => raw_results(messages, args.timeout),
+            Scenario::Weather => raw_weather(messages, args.timeout),
+        };
+        let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
+        let example = match self.scenario {
+            Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
+            Scenario::Results => example_results(messages, None, args.timeout),
+            Scenario::Weather => example_weather(messages, args.timeout),
+            Scenario::Store => {
+                // A fresh database each run, in a folder of our own.
+                let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
+                std::fs::create_dir_all(&folder)
+                    .with_context(|| format!("cannot create {}", folder.display()))?;
+                let measured =
+                    example_results(messages, Some(&folder.join("results.db")), args.timeout);
+                let _ = std::fs::remove_dir_all(&folder);
+                measured
+            }
+        };
+        let measured = match example {
+            Ok(measured) => measured,
+            Err(Failure::Rejected(why)) => {
+                self.unavailable = Some(why);
+                return Ok(());
+            }
+            Err(Failure::Error(error)) => {
+                return Err(error.context(format!("{}: the example failed", self.scenario.title())));
+            }
+        };
+        self.raw.push(raw);
+        self.example.push(measured.took);
+        for (name, kib) in measured.peaks {
+            match self.peaks.iter_mut().find(|(known, _)| *known == name) {
+                Some((_, peak)) => *peak = (*peak).max(kib),
+                None => self.peaks.push((name, kib)),
+            }
+        }
+        Ok(())
+    }
+
+    /// The time per message of the example over that of the raw loop.
+    fn ratio(&self) -> f64 {
+        median(&self.example).as_secs_f64() / median(&self.raw).as_secs_f64()
+    }
+
+    fn show(&self, args: &Args) -> String {
+        let title = self.scenario.title();
+        if let Some(why) = self.unavailable {
+            return format!("| {title} | {why} | | | |");
+        }
+        let per = |took: Duration| match self.scenario {
+            Scenario::Reqrep => {
+                let micros = took.as_secs_f64() * 1e6 / args.round_trips as f64;
+                format!("{micros:.1} µs")
+            }
+            _ => match args.messages as f64 / took.as_secs_f64() {
+                rate if rate >= 1e6 => format!("{:.2}M msg/s", rate / 1e6),
+                rate if rate >= 1e3 => format!("{:.0}k msg/s", rate / 1e3),
+                rate => format!("{rate:.0} msg/s"),
+            },
+        };
+        let mut peaks = String::new();
+        for (name, kib) in &self.peaks {
+            let separator = if peaks.is_empty() { "" } else { ", " };
+            let _ = match kib {
+                // Too quick to be sampled even once.
+                0 => write!(peaks, "{separator}{name} ?"),
+                _ => write!(peaks, "{separator}{name} {:.1} MiB", *kib as f64 / 1024.0),
+            };
+        }
+        format!(
+            "| {title} | {} | {} | {:.2}x | {peaks} |",
+            per(median(&self.example)),
+            per(median(&self.raw)),
+            self.ratio()
+        )
+    }
+
+    fn missed_goal(&self) -> Option<String> {
+        if self.unavailable.is_some() {
+            return None;
+        }
+        let mut missed = Vec::new();
+        if self.ratio() > GOAL_RATIO {
+            missed.push(format!("{:.2}x", self.ratio()));
+        }
+        for (name, kib) in &self.peaks {
+            if *kib >= GOAL_RSS_KIB {
+                missed.push(format!("{name} {:.1} MiB", *kib as f64 / 1024.0));
+            }
+        }
+        match missed.is_empty() {
+            true => None,
+            false => Some(format!("{} ({})", self.scenario.title(), missed.join(", "))),
+        }
+    }
+}
+
+fn median(times: &[Duration]) -> Duration {
+    let mut sorted = times.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+// ---------------------------------------------------------------------------
+// The examples, each a real process of its binary.
+
+/// One run of an example scenario.
+struct Measured {
+    took: Duration,
+    peaks: Vec<(&'static str, u64)>,
+}
+
+/// Why an example run gave no number.
+enum Failure {
+    /// The binary refused the command line (a flag it does not have yet).
+    Rejected(&'static str),
+    Error(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(error: E) -> Self {
+        Failure::Error(error.into())
+    }
+}
+
+fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured, Failure> {
+    let deadline = Instant::now() + timeout;
+    let (port, n) = (free_port().to_string(), round_trips.to_string());
+    let server_args = [&port, "--bind", "127.0.0.1", "--delay", "0s", "--count", &n];
+    let mut server = Example::start("reqrep_server", &server_args)?;
+    server.wait_listening(&port, deadline)?;
+
+    let started = Instant::now();
+    let client_args = [
+        &port,
+        "--host",
+        "127.0.0.1",
+        "--requests",
+        &n,
+        "--timeout",
+        "10s",
+    ];
+    let mut client = Example::start("reqrep_client", &client_args)?;
+    client.wait_success(&mut [&mut server], deadline)?;
+    let took = started.elapsed();
+    server.wait_success(&mut [], deadline)?;
+    Ok(Measured {
+        took,
+        peaks: vec![server.peak(), client.peak()],
+    })
+}
+
+fn example_results(
+    messages: u64,
+    store: Option<&std::path::Path>,
+    timeout: Duration,
+) -> Result<Measured, Failure> {
+    let deadline = Instant::now() + timeout;
+    let n = messages.to_string();
+    let [save, cmd, reply] = [free_port(), free_port(), free_port()].map(|port| port.to_string());
+    let mut saver_args = vec!["--port", &save, "--bind", "127.0.0.1", "--count", &n];
+    let store = store.map(|path| path.display().to_string());
+    if let Some(store) = &store {
+        saver_args.extend(["--store", store]);
+    }
+    let mut saver = Example::start("saver", &saver_args)?;
+    match saver.wait_listening(&save, deadline) {
+        Err(_) if store.is_some() && saver.rejected_flag("--store") => {
+            return Err(Failure::Rejected("n/a (saver has no --store)"));
+        }
+        outcome => outcome?,
+    }
+
+    let started = Instant::now();
+    let computer_args = [
+        "--server-host",
+        "127.0.0.1",
+        "--save-port",
+        &save,
+        "--cmd-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--unit",
+        "1",
+        "--interval",
+        "0s",
+        "--results",
+        &n,
+        "--linger",
+        "10s",
+    ];
+    let mut computer = Example::start("computer", &computer_args)?;
+    saver.wait_success(&mut [&mut computer], deadline)?;
+    let took = started.elapsed();
+    computer.wait_success(&mut [], deadline)?;
+    Ok(Measured {
+        took,
+        peaks: vec![computer.peak(), saver.peak()],
+    })
+}
+
+fn example_weather(updates: u64, timeout: Duration) -> Result<Measured, Failure> {
+    let deadline = Instant::now() + timeout;
+    let port = free_port().to_string();
+    let publisher_args = [&port, "--bind", "127.0.0.1", "--interval", "0s"];
+    let mut publisher = Example::start("pub_server", &publisher_args)?;
+    publisher.wait_listening(&port, deadline)?;
+
+    let started = Instant::now();
+    let n = updates.to_string();
+    let subscriber_args = [
+        &port,
+        "--host",
+        "127.0.0.1",
+        "--updates",
+        &n,
+        "--timeout",
+        "10s",
+    ];
+    let mut subscriber = Example::start("sub_client", &subscriber_args)?;
+    subscriber.wait_success(&mut [&mut publisher], deadline)?;
+    let took = started.elapsed();
+    // The publisher runs until told to stop, as the original did.
+    publisher.sample();
+    publisher.signal(Signal::SIGTERM);
+    publisher.wait_success(&mut [], deadline)?;
+    Ok(Measured {
+        took,
+        peaks: vec![publisher.peak(), subscriber.peak()],
+    })
+}
+
+/// A running example binary: stdout to /dev/null, stderr kept for error
+/// messages, peak RSS sampled while it runs, killed if dropped running.
+struct Example {
+    name: &'static str,
+    child: Child,
+    stderr: Option<JoinHandle<String>>,
+    stderr_text: String,
+    peak_kib: u64,
+    sampled: Instant,
+}
+
+impl Example {
+    fn start(name: &'static str, args: &[&str]) -> Result<Example> {
+        let path = tests::examples_dir()
+            .map_err(|error| anyhow!(error))?
+            .join(name);
+        let mut child = Command::new(&path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot start {}", path.display()))?;
+        let mut pipe = child.stderr.take().context("stderr is piped")?;
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Ok(Example {
+            name,
+            child,
+            stderr: Some(stderr),
+            stderr_text: String::new(),
+            peak_kib: 0,
+            sampled: Instant::now(),
+        })
+    }
+
+    /// Waits until the program accepts TCP connections on `port`.
+    fn wait_listening(&mut self, port: &str, deadline: Instant) -> Result<()> {
+        let port: u16 = port.parse()?;
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(self.failure(&format!("exited ({status}) before listening")));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("did not listen on port {port} in time")));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits for the program to exit with status 0, sampling the peak RSS
+    /// of `others` meanwhile.
+    fn wait_success(&mut self, others: &mut [&mut Example], deadline: Instant) -> Result<()> {
+        let status = loop {
+            if self.sampled.elapsed() >= SAMPLE_EVERY {
+                self.sample();
+                others.iter_mut().for_each(|other| other.sample());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure("did not finish in time (stuck?)"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        match status.success() {
+            true => Ok(()),
+            false => Err(self.failure(&format!("failed ({status})"))),
+        }
+    }
+
+    /// Stops the program and says what went wrong, with what it wrote on stderr.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self.stderr();
+        anyhow!("{} {what}{stderr}", self.name)
+    }
+
+    /// True if the program exited with clap's usage error about `flag`.
+    fn rejected_flag(&mut self, flag: &str) -> bool {
+        let usage_error =
+            matches!(self.child.try_wait(), Ok(Some(status)) if status.code() == Some(2));
+        usage_error && self.stderr().contains(flag)
+    }
+
+    /// Reads the kernel's high-water mark of the process's RSS.
+    fn sample(&mut self) {
+        self.sampled = Instant::now();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
+        let high_water_mark = status.ok().and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse().ok()
+        });
+        if let Some(kib) = high_water_mark {
+            self.peak_kib = self.peak_kib.max(kib);
+        }
+    }
+
+    fn peak(&self) -> (&'static str, u64) {
+        (self.name, self.peak_kib)
+    }
+
+    fn signal(&self, signal: Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, signal);
+    }
+
+    /// What the program wrote on stderr, once it has exited, as a suffix
+    /// for error messages.
+    fn stderr(&mut self) -> String {
+        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
+        if let Some(reader) = self.stderr.take_if(|_| exited) {
+            self.stderr_text = reader.join().unwrap_or_default();
+        }
+        match self.stderr_text.trim() {
+            "" => String::new(),
+            text => format!(":\n{text}"),
+        }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        // Never leave a process behind, whatever went wrong.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The raw loops: the same socket work in this process, and nothing else.
+// Each side has its own context (and so its own I/O thread), as the two
+// processes of an example have.
+
+fn endpoint(port: u16) -> String {
+    format!("tcp://127.0.0.1:{port}")
+}
+
+/// A socket whose sends and receives give up after `timeout`, so that a
+/// raw loop cannot hang the bench, and that drops what it has not sent when
+/// it closes.
+fn raw_socket(
+    context: &zmq::Context,
+    kind: zmq::SocketType,
+    timeout: Duration,
+) -> Result<zmq::Socket> {
+    let socket = context.socket(kind)?;
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    socket.set_rcvtimeo(millis)?;
+    socket.set_sndtimeo(millis)?;
+    socket.set_linger(0)?;
+    Ok(socket)
+}
+
+/// REQ/REP: "Hello" and "World from <port>", one round trip at a time.
+fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
+    let port = free_port();
+    let server_context = zmq::Context::new();
+    let server = raw_socket(&server_context, zmq::REP, timeout)?;
+    server.bind(&endpoint(port))?;
+    let world = format!("World from {port}");
+    let server_task = std::thread::spawn(move || -> Result<()> {
+        let mut request = zmq::Message::new();
+        for _ in 0..round_trips {
+            server.recv(&mut request, 0)?;
+            server.send(world.as_bytes(), 0)?;
+        }
+        Ok(())
+    });
+
+    let started = Instant::now();
+    let client_context = zmq::Context::new();
+    let client = raw_socket(&client_context, zmq::REQ, timeout)?;
+    client.connect(&endpoint(port))?;
+    let mut reply = zmq::Message::new();
+    for _ in 0..round_trips {
+        client.send("Hello", 0)?;
+        client.recv(&mut reply, 0).context("no reply in time")?;
+    }
+    let took = started.elapsed();
+    join(server_task)?;
+    Ok(took)
+}
+
+/// PUSH/PULL: `messages` payloads the size of a computer's result.
+fn raw_results(messages: u64, timeout: Duration) -> Result<Duration> {
+    let port = free_port();
+    let saver_context = zmq::Context::new();
+    let saver = raw_socket(&saver_context, zmq::PULL, timeout)?;
+    saver.bind(&endpoint(port))?;
+
+    let started = Instant::now();
+    let computer_task = std::thread::spawn(move || -> Result<()> {
+        let context = zmq::Context::new();
+        let computer = raw_socket(&context, zmq::PUSH, timeout)?;
+        // Every result must arrive, however quickly this thread ends.
+        computer.set_linger(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))?;
+        computer.connect(&endpoint(port))?;
+        // As long as the computer's last result: two doubles as serde_json writes them.
+        let result = format!(
+            r#"{{"unit":1,"counter":{messages},"x":-0.6419264318350616,"y":1.2240093006787497}}"#
+        );
+        for _ in 0..messages {
+            computer.send(result.as_bytes(), 0)?;
+        }
+        Ok(())
+    });
+    let mut result = zmq::Message::new();
+    for _ in 0..messages {
+        saver.recv(&mut result, 0).context("no result in time")?;
+    }
+    let took = started.elapsed();
+    join(computer_task)?;
+    Ok(took)
+}
+
+/// PUB/SUB: a publisher cycling through the three zipcodes as fast as it
+/// can, a subscriber counting `updates` of its own (a third of them).
+fn raw_weather(updates: u64, timeout: Duration) -> Result<Duration> {
+    let port = free_port();
+    let publisher_context = zmq::Context::new();
+    let publisher = raw_socket(&publisher_context, zmq::PUB, timeout)?;
+    publisher.bind(&endpoint(port))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let publishing = Arc::clone(&done);
+    let publisher_task = std::thread::spawn(move || -> Result<()> {
+        while !publishing.load(Ordering::Relaxed) {
+            for update in ["10000 56", "10001 56", "10002 56"] {
+                publisher.send(update, 0)?;
+            }
+        }
+        Ok(())
+    });
+
+    let started = Instant::now();
+    let subscriber_context = zmq::Context::new();
+    let subscriber = raw_socket(&subscriber_context, zmq::SUB, timeout)?;
+    subscriber.connect(&endpoint(port))?;
+    subscriber.set_subscribe(b"10001 ")?;
+    let mut update = zmq::Message::new();
+    let received = (0..updates).try_for_each(|_| subscriber.recv(&mut update, 0));
+    let took = started.elapsed();
+    done.store(true, Ordering::Relaxed);
+    join(publisher_task)?;
+    received.context("no update in time")?;
+    Ok(took)
+}
+
+fn join(task: JoinHandle<Result<()>>) -> Result<()> {
+    task.join()
+        .map_err(|_| anyhow!("a raw loop's thread panicked"))?
+}
