@@ -249,11 +249,7 @@ fn vsq() -> Result<String> {
     stage.watch(Duration::from_secs(1))?;
     stage.signal("computer-1", Signal::SIGINT)?;
     let waiting = stage.wait_for_stderr("computer-1", "queued results", STEP)?;
-    let queued: usize = waiting
-        .split(" to take ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|count| count.parse().ok())
+    let queued = number_after(&waiting, " to take ")
         .context("computer-1 did not say how many results it queued")?;
 
     stage.say("a saver starts again, and receives what was queued");
@@ -267,11 +263,7 @@ fn vsq() -> Result<String> {
         .last()
         .cloned()
         .unwrap_or_default();
-    let pushed: usize = summary
-        .split(" pushed ")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|count| count.parse().ok())
+    let pushed = number_after(&summary, " pushed ")
         .context("computer-1 did not say how many results it pushed")?;
     let last = format!("\"unit\":1,\"counter\":{},", pushed - 1);
     stage.wait_for("saver", &last, STEP)?;
@@ -334,6 +326,12 @@ fn mailbin() -> Result<String> {
         "6 valid forms expected, the mailbin said {summary:?}"
     );
     Ok("6 forms from 2 fakers were pushed, received and found valid".to_owned())
+}
+
+/// The number that follows `phrase` in `line` ("... to take 20 queued ...").
+fn number_after(line: &str, phrase: &str) -> Option<usize> {
+    let (_, rest) = line.split_once(phrase)?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// How many results `saver` prints during `duration`.
