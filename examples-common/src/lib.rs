@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 
 pub use outbox::{Delivery, Outbox};
-pub use poller::{Polled, Poller, Received, receive, wait_for_message};
+pub use poller::{Polled, Poller, Received, receive, wait_for_message, waiting};
 
 /// Request-reply: the REP server listens here.
 pub const REQREP_PORT: u16 = 5556;

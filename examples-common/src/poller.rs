@@ -165,6 +165,27 @@ pub fn receive(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Receiv
     }
 }
 
+/// The messages already waiting on `socket`, taken without waiting for
+/// more; it ends when none is left or a stop is requested.
+///
+/// Once a poll says a socket is readable, a stream is read a batch at a
+/// time (`waiting(socket).take(100)`) instead of polling before each
+/// message: every poll is a system call. Each message is a `zmq::Message`,
+/// read as bytes through `&message`: receiving it copies nothing.
+pub fn waiting(socket: &zmq::Socket) -> impl Iterator<Item = Result<zmq::Message>> + '_ {
+    std::iter::from_fn(move || {
+        if stop::requested() {
+            return None;
+        }
+        let mut message = zmq::Message::new();
+        match socket.recv(&mut message, zmq::DONTWAIT) {
+            Ok(()) => Some(Ok(message)),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => None,
+            Err(error) => Some(Err(error).context("cannot receive a message")),
+        }
+    })
+}
+
 /// Waits for a message on one socket, as a blocking `recv` would, but gives
 /// up after `timeout` and on Ctrl-C.
 pub fn wait_for_message(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Polled> {
