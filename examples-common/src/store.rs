@@ -10,13 +10,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
-use rusqlite::{Connection, Params};
+use rusqlite::{Connection, ToSql};
 
 /// How long a received row may wait before it is committed.
 pub const BATCH: Duration = Duration::from_millis(100);
-
-/// `received_at`: UTC, ISO 8601, to the millisecond.
-pub const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
 
 const REJECTED: &str = "CREATE TABLE IF NOT EXISTS rejected (
     id          INTEGER PRIMARY KEY,
@@ -31,6 +28,7 @@ pub struct Store {
     connection: Option<Connection>,
     /// When the first row of the uncommitted batch arrived.
     batch_started: Option<Instant>,
+    clock: Clock,
 }
 
 impl Store {
@@ -42,6 +40,7 @@ impl Store {
             return Ok(Store {
                 connection: None,
                 batch_started: None,
+                clock: Clock::default(),
             });
         };
         let open = || -> rusqlite::Result<Connection> {
@@ -65,11 +64,14 @@ impl Store {
         Ok(Store {
             connection: Some(connection),
             batch_started: None,
+            clock: Clock::default(),
         })
     }
 
-    /// Adds a row with `insert` (an INSERT statement) to the current batch.
-    pub fn insert(&mut self, insert: &str, params: impl Params) -> Result<()> {
+    /// Adds a row to the current batch: `insert` is an INSERT statement
+    /// whose parameters are `values` and then, last, the row's
+    /// `received_at`, which the store fills in.
+    pub fn insert(&mut self, insert: &str, values: &[&dyn ToSql]) -> Result<()> {
         let Some(connection) = &self.connection else {
             return Ok(());
         };
@@ -80,15 +82,19 @@ impl Store {
             self.batch_started = Some(Instant::now());
         }
         let mut statement = connection.prepare_cached(insert)?;
-        statement.execute(params).context("cannot store a row")?;
+        let received_at: &dyn ToSql = &self.clock.now();
+        let parameters = values.iter().chain([&received_at]);
+        for (index, value) in (1..).zip(parameters) {
+            statement.raw_bind_parameter(index, value)?;
+        }
+        statement.raw_execute().context("cannot store a row")?;
         Ok(())
     }
 
     /// Keeps a rejected message, byte for byte, with the reason.
     pub fn reject(&mut self, payload: &[u8], reason: &str) -> Result<()> {
-        let insert =
-            format!("INSERT INTO rejected (payload, reason, received_at) VALUES (?1, ?2, {NOW})");
-        self.insert(&insert, (payload, reason))
+        let insert = "INSERT INTO rejected (payload, reason, received_at) VALUES (?1, ?2, ?3)";
+        self.insert(insert, &[&payload, &reason])
     }
 
     /// How long the program may wait before the batch must be committed
@@ -114,5 +120,26 @@ impl Store {
                 .context("cannot commit to the store")?;
         }
         Ok(())
+    }
+}
+
+/// The time for `received_at`: UTC, ISO 8601, to the millisecond
+/// (`2026-11-27T09:15:02.345Z`), as SQLite's `strftime('%Y-%m-%dT%H:%M:%fZ')`
+/// writes it. A stream brings many rows a millisecond: each millisecond's
+/// text is written once.
+#[derive(Default)]
+struct Clock {
+    millis: i64,
+    text: String,
+}
+
+impl Clock {
+    fn now(&mut self) -> &str {
+        let now = chrono::Utc::now();
+        if now.timestamp_millis() != self.millis || self.text.is_empty() {
+            self.millis = now.timestamp_millis();
+            self.text = now.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+        }
+        &self.text
     }
 }

@@ -41,7 +41,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
-use examples_common::store::{NOW, Store};
+use examples_common::store::Store;
 use examples_common::{Polled, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form, this_month_so_far};
 use serde_json::Value;
@@ -87,10 +87,8 @@ const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
     let mut store = Store::open(args.store.as_deref(), FORMS)?;
-    let insert = format!(
-        "INSERT INTO forms (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})"
-    );
+    let insert = "INSERT INTO forms (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
     let context = zmq::Context::new();
     // Socket to receive the forms that fakers push.
@@ -119,8 +117,8 @@ fn collect(args: &Args) -> Result<ExitCode> {
                         console::shown(sender.as_bytes())
                     );
                     store.insert(
-                        &insert,
-                        (
+                        insert,
+                        &[
                             &form.first_name,
                             &form.last_name,
                             &form.email,
@@ -128,7 +126,7 @@ fn collect(args: &Args) -> Result<ExitCode> {
                             &form.ip,
                             &form.user_agent,
                             &form.service_uri,
-                        ),
+                        ],
                     )?;
                     received += 1;
                 }

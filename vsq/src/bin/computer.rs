@@ -162,6 +162,8 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<P
     let mut save_sender = Outbox::connect(context, &save_endpoint)?;
 
     let mut rng = rand::rng();
+    // One buffer for every result's JSON, rather than one allocation each.
+    let mut message = Vec::new();
     let mut counter = 0;
     while !stop::requested() && args.results.is_none_or(|results| counter < results) {
         let result = Computation {
@@ -170,7 +172,8 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<P
             x: rng.sample(StandardNormal),
             y: rng.sample(StandardNormal),
         };
-        let message = serde_json::to_vec(&result).context("cannot encode a result")?;
+        message.clear();
+        serde_json::to_writer(&mut message, &result).context("cannot encode a result")?;
         if !save_sender.push(&message)? {
             break;
         }

@@ -36,7 +36,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::store::{NOW, Store};
+use examples_common::store::Store;
 use examples_common::{Polled, Poller, cli, console, note, say};
 use vsq::Computation;
 
@@ -81,9 +81,8 @@ const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
 fn save(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
     let mut store = Store::open(args.store.as_deref(), RESULTS)?;
-    let insert = format!(
-        "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, {NOW})"
-    );
+    let insert =
+        "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
@@ -107,7 +106,10 @@ fn save(args: &Args) -> Result<ExitCode> {
                 match vsq::parse_object::<Computation>(&message) {
                     Ok(result) => {
                         say!("Computer requested a save: {}", console::shown(&message));
-                        store.insert(&insert, (result.unit, result.counter, result.x, result.y))?;
+                        store.insert(
+                            insert,
+                            &[&result.unit, &result.counter, &result.x, &result.y],
+                        )?;
                         received += 1;
                     }
                     Err(problem) => {
