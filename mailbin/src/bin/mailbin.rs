@@ -84,11 +84,14 @@ const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
     received_at TEXT NOT NULL
 )";
 
+/// How each valid form is stored: the store fills in `received_at`.
+const INSERT: &str = "INSERT INTO forms
+    (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
     let mut store = Store::open(args.store.as_deref(), FORMS)?;
-    let insert = "INSERT INTO forms (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
     let context = zmq::Context::new();
     // Socket to receive the forms that fakers push.
@@ -102,8 +105,7 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let forms = poller.register(&form_receiver);
     let (mut received, mut rejected) = (0, 0);
     while args.count.is_none_or(|count| received < count) {
-        // Wait for forms, but not past the moment the last ones must be committed.
-        if poller.poll(store.commit_due_in())? == Polled::Stopped {
+        if poller.poll(None)? == Polled::Stopped {
             break;
         }
         if poller.is_readable(forms) {
@@ -116,18 +118,16 @@ fn collect(args: &Args) -> Result<ExitCode> {
                         "Mailbin received a form from {}",
                         console::shown(sender.as_bytes())
                     );
-                    store.insert(
-                        insert,
-                        &[
-                            &form.first_name,
-                            &form.last_name,
-                            &form.email,
-                            &form.created_at,
-                            &form.ip,
-                            &form.user_agent,
-                            &form.service_uri,
-                        ],
-                    )?;
+                    let row = vec![
+                        form.first_name.into(),
+                        form.last_name.into(),
+                        form.email.into(),
+                        form.created_at.into(),
+                        form.ip.into(),
+                        form.user_agent.into(),
+                        form.service_uri.into(),
+                    ];
+                    store.insert(INSERT, row)?;
                     received += 1;
                 }
                 Err(problem) => {
@@ -137,9 +137,9 @@ fn collect(args: &Args) -> Result<ExitCode> {
                 }
             }
         }
-        store.commit_if_due()?;
     }
-    store.commit()?;
+    // Everything received is committed before the summary.
+    store.close()?;
     note!("mailbin: {received} forms received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }

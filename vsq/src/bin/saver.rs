@@ -65,8 +65,12 @@ fn main() -> ExitCode {
     examples_common::run(|| save(&args))
 }
 
+/// How each result is stored: the store fills in `received_at`.
+const INSERT: &str =
+    "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+
 /// How many waiting results are read between two polls.
-const BATCH: usize = 100;
+const BURST: usize = 100;
 
 /// The saver's table in the `--store` database.
 const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
@@ -81,8 +85,6 @@ const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
 fn save(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
     let mut store = Store::open(args.store.as_deref(), RESULTS)?;
-    let insert =
-        "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
@@ -94,22 +96,24 @@ fn save(args: &Args) -> Result<ExitCode> {
 
     let (mut received, mut rejected) = (0, 0);
     'serve: while args.count.is_none_or(|count| received < count) {
-        // Wait for results, but not past the moment the last ones must be committed.
-        if poller.poll(store.commit_due_in())? == Polled::Stopped {
+        if poller.poll(None)? == Polled::Stopped {
             break;
         }
         if poller.is_readable(req_index) {
-            // Take what is waiting, up to a batch, before polling again: a
-            // stream then costs one poll per batch, not one per result.
-            for message in examples_common::waiting(&req_receiver).take(BATCH) {
+            // Take what is waiting, up to a burst, before polling again: a
+            // stream then costs one poll per burst, not one per result.
+            for message in examples_common::waiting(&req_receiver).take(BURST) {
                 let message = message?;
                 match vsq::parse_object::<Computation>(&message) {
                     Ok(result) => {
                         say!("Computer requested a save: {}", console::shown(&message));
-                        store.insert(
-                            insert,
-                            &[&result.unit, &result.counter, &result.x, &result.y],
-                        )?;
+                        let row = vec![
+                            result.unit.into(),
+                            result.counter.into(),
+                            result.x.into(),
+                            result.y.into(),
+                        ];
+                        store.insert(INSERT, row)?;
                         received += 1;
                     }
                     Err(problem) => {
@@ -124,9 +128,9 @@ fn save(args: &Args) -> Result<ExitCode> {
                 }
             }
         }
-        store.commit_if_due()?;
     }
-    store.commit()?;
+    // Everything received is committed before the summary.
+    store.close()?;
     note!("saver: {received} results received, {rejected} rejected");
     Ok(ExitCode::SUCCESS)
 }
