@@ -23,6 +23,7 @@ fn bench_prints_a_table_with_a_row_for_every_scenario() {
         "results stream",
         "weather stream",
         "results stream, saver --store",
+        "results stream, the JSON work alone",
     ] {
         let row = format!("| {scenario} | ");
         let line = bench.stdout.iter().find(|line| line.starts_with(&row));

@@ -2,7 +2,10 @@
 //! binaries with their sleeps turned off and, beside them in the same run,
 //! a raw `zmq` loop that does the same socket work and nothing else (the
 //! binding's limit), then prints a table of medians with the ratio of each
-//! example to its raw loop and the peak RSS of each binary.
+//! example to its raw loop and the peak RSS of each binary. One more row,
+//! with no example in it, measures the raw loop doing the JSON work of
+//! computer and saver: how much of the results stream's ratio that work
+//! alone costs.
 //!
 //! What is measured, for an example and for its raw loop alike: the wall
 //! time from the start of the connecting side (its process, or its context
@@ -14,7 +17,7 @@
 //! that does not finish within `--timeout` is an error (exit 1).
 
 use std::fmt::Write as _;
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
 use std::net::{Ipv4Addr, TcpStream};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::sync::Arc;
@@ -24,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, ValueEnum};
+use examples_common::console::shown;
 use tests::{Signal, free_port};
+use vsq::Computation;
 
 /// Measures the examples against raw zmq loops doing the same socket work.
 #[derive(Debug, Parser)]
@@ -61,6 +66,9 @@ enum Scenario {
     Weather,
     /// computer into saver --store, against raw PUSH/PULL
     Store,
+    /// No example: raw PUSH/PULL that also encodes, parses and prints each
+    /// result as computer and saver do (what that work costs), against raw PUSH/PULL
+    Work,
 }
 
 impl Scenario {
@@ -70,6 +78,7 @@ impl Scenario {
             Scenario::Results => "results stream",
             Scenario::Weather => "weather stream",
             Scenario::Store => "results stream, saver --store",
+            Scenario::Work => "results stream, the JSON work alone",
         }
     }
 }
@@ -165,7 +174,9 @@ impl Row {
         let (round_trips, messages) = (args.round_trips, args.messages);
         let raw = match self.scenario {
             Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
-            Scenario::Results | Scenario::Store => raw_results(messages, args.timeout),
+            Scenario::Results | Scenario::Store | Scenario::Work => {
+                raw_results(messages, Work::None, args.timeout)
+            }
             Scenario::Weather => raw_weather(messages, args.timeout),
         };
         let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
@@ -173,6 +184,12 @@ impl Row {
             Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
             Scenario::Results => example_results(messages, None, args.timeout),
             Scenario::Weather => example_weather(messages, args.timeout),
+            Scenario::Work => raw_results(messages, Work::Json, args.timeout)
+                .map(|took| Measured {
+                    took,
+                    peaks: Vec::new(),
+                })
+                .map_err(Failure::Error),
             Scenario::Store => {
                 // A fresh database each run, in a folder of our own.
                 let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
@@ -227,6 +244,9 @@ impl Row {
             },
         };
         let mut peaks = String::new();
+        if self.peaks.is_empty() {
+            peaks.push_str("no example binary");
+        }
         for (name, kib) in &self.peaks {
             let separator = if peaks.is_empty() { "" } else { ", " };
             let _ = match kib {
@@ -244,7 +264,8 @@ impl Row {
     }
 
     fn missed_goal(&self) -> Option<String> {
-        if self.unavailable.is_some() {
+        // The work alone is a yardstick, not an example.
+        if self.unavailable.is_some() || self.scenario == Scenario::Work {
             return None;
         }
         let mut missed = Vec::new();
@@ -591,8 +612,18 @@ fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
     Ok(took)
 }
 
+/// What a raw results loop does besides moving messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Nothing: the same payload every time.
+    None,
+    /// What computer and saver do with each result: encode it with serde,
+    /// parse it back and print the saver's line (here to /dev/null).
+    Json,
+}
+
 /// PUSH/PULL: `messages` payloads the size of a computer's result.
-fn raw_results(messages: u64, timeout: Duration) -> Result<Duration> {
+fn raw_results(messages: u64, work: Work, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let saver_context = zmq::Context::new();
     let saver = raw_socket(&saver_context, zmq::PULL, timeout)?;
@@ -606,17 +637,32 @@ fn raw_results(messages: u64, timeout: Duration) -> Result<Duration> {
         computer.set_linger(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))?;
         computer.connect(&endpoint(port))?;
         // As long as the computer's last result: two doubles as serde_json writes them.
-        let result = format!(
-            r#"{{"unit":1,"counter":{messages},"x":-0.6419264318350616,"y":1.2240093006787497}}"#
-        );
-        for _ in 0..messages {
-            computer.send(result.as_bytes(), 0)?;
+        let mut result = Computation {
+            unit: 1,
+            counter: messages as i64,
+            x: -0.6419264318350616,
+            y: 1.2240093006787497,
+        };
+        let mut message = serde_json::to_vec(&result)?;
+        for counter in 0..messages {
+            if work == Work::Json {
+                result.counter = counter as i64;
+                message.clear();
+                serde_json::to_writer(&mut message, &result)?;
+            }
+            computer.send(&message, 0)?;
         }
         Ok(())
     });
-    let mut result = zmq::Message::new();
+    let mut lines = std::io::BufWriter::new(std::io::sink());
+    let mut message = zmq::Message::new();
     for _ in 0..messages {
-        saver.recv(&mut result, 0).context("no result in time")?;
+        saver.recv(&mut message, 0).context("no result in time")?;
+        if work == Work::Json {
+            let result = vsq::parse_object::<Computation>(&message).map_err(|e| anyhow!(e))?;
+            writeln!(lines, "Computer requested a save: {}", shown(&message))?;
+            std::hint::black_box(result);
+        }
     }
     let took = started.elapsed();
     join(computer_task)?;
