@@ -401,3 +401,19 @@ pub fn assert_port_taken(finished: &Finished, port: &str) {
         )]
     );
 }
+
+/// The processes whose parent is `pid`, from /proc (Linux).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let child_of_pid = |entry: std::fs::DirEntry| -> Option<u32> {
+        let child = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // "pid (name) state ppid ...": the name may hold spaces, so read after the last ')'.
+        let after_name = stat.get(stat.rfind(')')? + 2..)?;
+        let parent: u32 = after_name.split(' ').nth(1)?.parse().ok()?;
+        (parent == pid).then_some(child)
+    };
+    entries.flatten().filter_map(child_of_pid).collect()
+}

@@ -4,7 +4,7 @@
 // A test fails by panicking: unwrap says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tests::{Program, WAIT};
+use tests::{Program, Signal, WAIT, children_of};
 
 #[test]
 fn bench_prints_a_table_with_a_row_for_every_scenario() {
@@ -49,4 +49,34 @@ fn bench_runs_only_the_scenarios_asked_for() {
         .collect();
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert!(rows[0].starts_with("| request-reply round trip | "));
+}
+
+#[test]
+fn sigterm_stops_the_bench_and_every_example_it_started() {
+    // A stream long enough to be running when the signal comes.
+    let args = ["results", "--messages", "100000000", "--runs", "1"];
+    let mut bench = Program::start("bench", &args);
+    bench.wait_for_stderr("bench: run 1 of 1", WAIT);
+    let deadline = std::time::Instant::now() + WAIT;
+    let children = loop {
+        let children = children_of(bench.id());
+        if children.len() >= 2 {
+            break children;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "saver and computer expected, found {children:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+
+    let bench = bench.stop(Signal::SIGTERM, WAIT);
+    assert_eq!(bench.code(), Some(130), "{}", bench.stderr.join("\n"));
+    assert!(bench.stderr.last().unwrap().contains("interrupted"));
+    for child in children {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{child}")).exists(),
+            "process {child} left behind"
+        );
+    }
 }

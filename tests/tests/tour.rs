@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tests::{Program, Signal, WAIT};
+use tests::{Program, Signal, WAIT, children_of};
 
 /// The whole tour promises to take under 30 seconds; this bound is only
 /// there so that a hung tour fails the test.
@@ -55,23 +55,6 @@ fn tour_runs_one_scenario_when_asked() {
             "=== reqrep: ok, 3 requests, 3 replies: REQ and REP took turns"
         ]
     );
-}
-
-/// The processes whose parent is `pid`, from /proc.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // "pid (name) state ppid ...": the name may hold spaces, so read after ')'.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let parent: u32 = after_name.split(' ').nth(1).unwrap().parse().unwrap();
-        if parent == pid {
-            children.push(entry.file_name().to_string_lossy().parse().unwrap());
-        }
-    }
-    children
 }
 
 #[test]

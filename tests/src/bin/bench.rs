@@ -93,8 +93,14 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match bench(&args) {
+    // Ctrl-C or SIGTERM ends the run, and the running examples with it.
+    let outcome = tests::stage::stop_on_ctrl_c().and_then(|()| bench(&args));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if tests::stage::interrupted() => {
+            eprintln!("bench: interrupted");
+            ExitCode::from(130)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
@@ -172,14 +178,6 @@ impl Row {
             return Ok(());
         }
         let (round_trips, messages) = (args.round_trips, args.messages);
-        let raw = match self.scenario {
-            Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
-            Scenario::Results | Scenario::Store | Scenario::Work => {
-                raw_results(messages, Work::None, args.timeout)
-            }
-            Scenario::Weather => raw_weather(messages, args.timeout),
-        };
-        let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
         let example = match self.scenario {
             Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
             Scenario::Results => example_results(messages, None, args.timeout),
@@ -211,6 +209,14 @@ impl Row {
                 return Err(error.context(format!("{}: the example failed", self.scenario.title())));
             }
         };
+        let raw = match self.scenario {
+            Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
+            Scenario::Results | Scenario::Store | Scenario::Work => {
+                raw_results(messages, Work::None, args.timeout)
+            }
+            Scenario::Weather => raw_weather(messages, args.timeout),
+        };
+        let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
         self.raw.push(raw);
         self.example.push(measured.took);
         for (name, kib) in measured.peaks {
@@ -472,6 +478,9 @@ impl Example {
             if Instant::now() >= deadline {
                 return Err(self.failure(&format!("did not listen on port {port} in time")));
             }
+            if tests::stage::interrupted() {
+                return Err(anyhow!("interrupted"));
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -489,6 +498,9 @@ impl Example {
             }
             if Instant::now() >= deadline {
                 return Err(self.failure("did not finish in time (stuck?)"));
+            }
+            if tests::stage::interrupted() {
+                return Err(anyhow!("interrupted"));
             }
             std::thread::sleep(Duration::from_millis(1));
         };
