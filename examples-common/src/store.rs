@@ -180,14 +180,16 @@ fn write(connection: &Connection, rows: &Receiver<Row>) -> Result<()> {
 
 /// Inserts one row, `received_at` last.
 fn insert(connection: &Connection, clock: &mut Clock, row: Row) -> Result<()> {
-    let mut statement = connection.prepare_cached(row.insert)?;
-    for (index, value) in (1..).zip(&row.values) {
-        statement.raw_bind_parameter(index, value)?;
-    }
-    let received_at = clock.text(row.received_at);
-    statement.raw_bind_parameter(row.values.len() + 1, received_at)?;
-    statement.raw_execute().context("cannot store a row")?;
-    Ok(())
+    let mut insert = || -> rusqlite::Result<()> {
+        let mut statement = connection.prepare_cached(row.insert)?;
+        for (index, value) in (1..).zip(&row.values) {
+            statement.raw_bind_parameter(index, value)?;
+        }
+        let received_at = clock.text(row.received_at);
+        statement.raw_bind_parameter(row.values.len() + 1, received_at)?;
+        statement.raw_execute().map(drop)
+    };
+    insert().context("cannot store a row")
 }
 
 /// The text of `received_at`: UTC, ISO 8601, to the millisecond
