@@ -360,10 +360,16 @@ pub fn free_port() -> u16 {
     static NEXT: Mutex<Option<u16>> = Mutex::new(None);
     let mut next = NEXT.lock().unwrap_or_else(|poison| poison.into_inner());
     // Each process starts at its own place, so that test processes running
-    // at the same time seldom try the same ports.
+    // at the same time seldom try the same ports. Processes started one
+    // after the other have neighbouring ids: a multiplicative hash (Knuth's)
+    // puts their places far apart, where `pid % span` would make their
+    // sequences overlap.
     let span = TEST_PORTS.end - TEST_PORTS.start;
-    let mut port =
-        next.unwrap_or_else(|| TEST_PORTS.start + (std::process::id() % u32::from(span)) as u16);
+    let place = || {
+        let spread = std::process::id().wrapping_mul(2_654_435_761);
+        TEST_PORTS.start + (spread % u32::from(span)) as u16
+    };
+    let mut port = next.unwrap_or_else(place);
     for _ in 0..span {
         let candidate = port;
         port = TEST_PORTS.start + (port + 1 - TEST_PORTS.start) % span;
@@ -373,6 +379,21 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port in {TEST_PORTS:?}");
+}
+
+/// A test-side socket that cannot hang a test: a send or receive gives up
+/// after [`WAIT`], and closing drops what it has not sent (a PUSH socket
+/// holding a message would otherwise hold up its context's end forever).
+pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+    let configured = || -> zmq::Result<zmq::Socket> {
+        let socket = context.socket(kind)?;
+        let wait = i32::try_from(WAIT.as_millis()).unwrap_or(i32::MAX);
+        socket.set_rcvtimeo(wait)?;
+        socket.set_sndtimeo(wait)?;
+        socket.set_linger(0)?;
+        Ok(socket)
+    };
+    configured().unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
 }
 
 /// Asserts what every program owes a requested stop (Ctrl-C, SIGTERM):

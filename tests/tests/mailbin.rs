@@ -49,8 +49,7 @@ fn listening_mailbin(port: &str, extra: &[&str]) -> Program {
 fn forms_from_faker(seed: &str, count: usize) -> (Vec<Map<String, Value>>, Finished) {
     let port = free_port().to_string();
     let context = zmq::Context::new();
-    let receiver = context.socket(zmq::PULL).unwrap();
-    receiver.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    let receiver = tests::socket(&context, zmq::PULL);
     receiver.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
     let faker = faker(&port, &["--count", &count.to_string(), "--seed", seed]);
     let forms = (0..count)
@@ -187,7 +186,7 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
     let context = zmq::Context::new();
-    let sender = context.socket(zmq::PUSH).unwrap();
+    let sender = tests::socket(&context, zmq::PUSH);
     sender.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
 
     const EMAIL: &str = r#"form field "email" is not an address local@domain"#;
@@ -346,7 +345,7 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
         let port = free_port().to_string();
         let mut mailbin = listening_mailbin(&port, &[]);
         let context = zmq::Context::new();
-        let sender = context.socket(zmq::PUSH).unwrap();
+        let sender = tests::socket(&context, zmq::PUSH);
         sender.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
         sender.send("not a form", 0).unwrap();
         sender

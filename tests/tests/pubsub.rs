@@ -87,9 +87,8 @@ fn subscriber_started_before_publisher_still_gets_its_updates() {
 /// XPUB socket receives each subscription, so nothing is sent too early.
 fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Context, zmq::Socket, Program) {
     let context = zmq::Context::new();
-    let publisher = context.socket(zmq::XPUB).unwrap();
+    let publisher = tests::socket(&context, zmq::XPUB);
     publisher.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
-    publisher.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
     let subscriber = subscriber(port, extra);
     let subscription = publisher
         .recv_bytes(0)

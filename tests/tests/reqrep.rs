@@ -67,8 +67,7 @@ fn server_replies_to_any_request_and_keeps_serving() {
     let port = free_port().to_string();
     let mut server = server(&port, &[]);
     let context = zmq::Context::new();
-    let socket = context.socket(zmq::REQ).unwrap();
-    socket.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
+    let socket = tests::socket(&context, zmq::REQ);
     socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
 
     // Two frames, a newline and a byte that is not UTF-8: still one request.

@@ -22,7 +22,7 @@ fn saver(port: &str, store: &Path, extra: &[&str]) -> Program {
 }
 
 fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
-    let socket = context.socket(zmq::PUSH).unwrap();
+    let socket = tests::socket(context, zmq::PUSH);
     socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
     socket
 }
@@ -129,7 +129,8 @@ fn rows_are_committed_while_the_saver_runs() {
     let mut saver = saver(&port, &store, &[]);
     saver.wait_for_stdout("Listening", WAIT);
     let context = zmq::Context::new();
-    pusher(&context, &port)
+    let computer = pusher(&context, &port);
+    computer
         .send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0)
         .unwrap();
     saver.wait_for_stdout("Computer requested a save", WAIT);
@@ -201,7 +202,8 @@ fn a_second_run_appends() {
         let mut saver = saver(&port, &store, &["--count", "1"]);
         saver.wait_for_stdout("Listening", WAIT);
         let message = format!(r#"{{"unit": 2, "counter": {counter}, "x": 0, "y": 0}}"#);
-        pusher(&context, &port).send(message.as_bytes(), 0).unwrap();
+        let computer = pusher(&context, &port);
+        computer.send(message.as_bytes(), 0).unwrap();
         assert!(saver.finish(WAIT).success());
     }
     assert_eq!(results(&store), [(2, 0, 0.0, 0.0), (2, 1, 0.0, 0.0)]);

@@ -316,7 +316,7 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
     saver.wait_for_stdout("Listening", WAIT);
     let context = zmq::Context::new();
     let push = || {
-        let socket = context.socket(zmq::PUSH).unwrap();
+        let socket = tests::socket(&context, zmq::PUSH);
         socket.connect(&ports.endpoint(&ports.save)).unwrap();
         socket
     };
@@ -375,12 +375,10 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
 fn computer_rejects_commands_that_are_not_json_and_answers_the_next() {
     let ports = Ports::new();
     let context = zmq::Context::new();
-    let publisher = context.socket(zmq::XPUB).unwrap();
+    let publisher = tests::socket(&context, zmq::XPUB);
     publisher.bind(&ports.endpoint(&ports.cmd)).unwrap();
-    publisher.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
-    let replies = context.socket(zmq::PULL).unwrap();
+    let replies = tests::socket(&context, zmq::PULL);
     replies.bind(&ports.endpoint(&ports.reply)).unwrap();
-    replies.set_rcvtimeo(WAIT.as_millis() as i32).unwrap();
 
     // A saver takes the computer's results, so that it can exit at once.
     let _saver = ports.saver(&[]);
@@ -409,7 +407,7 @@ fn command_rejects_replies_without_a_unit() {
     let mut command = ports.command(&["--expect", "1"]);
     command.wait_for_stdout("Listening to response", WAIT);
     let context = zmq::Context::new();
-    let replies = context.socket(zmq::PUSH).unwrap();
+    let replies = tests::socket(&context, zmq::PUSH);
     replies.connect(&ports.endpoint(&ports.reply)).unwrap();
     replies.send(r#"{"status": "configured"}"#, 0).unwrap();
     replies
