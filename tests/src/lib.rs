@@ -438,3 +438,11 @@ pub fn children_of(pid: u32) -> Vec<u32> {
     };
     entries.flatten().filter_map(child_of_pid).collect()
 }
+
+/// Asserts that none of `pids` is still a process (nor a zombie).
+pub fn assert_gone(pids: &[u32]) {
+    for pid in pids {
+        let left = Path::new(&format!("/proc/{pid}")).exists();
+        assert!(!left, "process {pid} left behind");
+    }
+}

@@ -4,7 +4,7 @@
 // A test fails by panicking: unwrap says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tests::{Program, Signal, WAIT, children_of};
+use tests::{Program, Signal, WAIT, assert_gone, children_of};
 
 #[test]
 fn bench_prints_a_table_with_a_row_for_every_scenario() {
@@ -73,10 +73,5 @@ fn sigterm_stops_the_bench_and_every_example_it_started() {
     let bench = bench.stop(Signal::SIGTERM, WAIT);
     assert_eq!(bench.code(), Some(130), "{}", bench.stderr.join("\n"));
     assert!(bench.stderr.last().unwrap().contains("interrupted"));
-    for child in children {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{child}")).exists(),
-            "process {child} left behind"
-        );
-    }
+    assert_gone(&children);
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use tests::{Program, Signal, WAIT, children_of};
+use tests::{Program, Signal, WAIT, assert_gone, children_of};
 
 /// The whole tour promises to take under 30 seconds; this bound is only
 /// there so that a hung tour fails the test.
@@ -70,10 +70,5 @@ fn ctrl_c_stops_the_tour_and_every_program_it_started() {
     let tour = tour.stop(Signal::SIGINT, WAIT);
     assert_eq!(tour.code(), Some(130), "{}", tour.stdout.join("\n"));
     assert!(tour.stdout.last().unwrap().contains("interrupted"));
-    for child in children {
-        assert!(
-            !std::path::Path::new(&format!("/proc/{child}")).exists(),
-            "process {child} left behind"
-        );
-    }
+    assert_gone(&children);
 }
