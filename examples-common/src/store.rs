@@ -154,7 +154,8 @@ fn write(connection: &Connection, rows: &Receiver<Row>) -> Result<()> {
         insert(connection, &mut clock, first)?;
         let closed = loop {
             // What is waiting already, a burst at a time between two looks
-            // at the clock (each look is a system call).
+            // at the clock: read for every row, the clock took a tenth of
+            // the writer's time.
             for row in rows.try_iter().take(BURST) {
                 insert(connection, &mut clock, row)?;
             }
