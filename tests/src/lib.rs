@@ -385,15 +385,23 @@ pub fn free_port() -> u16 {
 /// after [`WAIT`], and closing drops what it has not sent (a PUSH socket
 /// holding a message would otherwise hold up its context's end forever).
 pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
-    let configured = || -> zmq::Result<zmq::Socket> {
-        let socket = context.socket(kind)?;
-        let wait = i32::try_from(WAIT.as_millis()).unwrap_or(i32::MAX);
-        socket.set_rcvtimeo(wait)?;
-        socket.set_sndtimeo(wait)?;
-        socket.set_linger(0)?;
-        Ok(socket)
-    };
-    configured().unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
+    bounded_socket(context, kind, WAIT)
+        .unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
+}
+
+/// A socket whose sends and receives give up after `timeout`, and that
+/// drops what it has not sent when it closes.
+pub fn bounded_socket(
+    context: &zmq::Context,
+    kind: zmq::SocketType,
+    timeout: Duration,
+) -> zmq::Result<zmq::Socket> {
+    let socket = context.socket(kind)?;
+    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    socket.set_rcvtimeo(millis)?;
+    socket.set_sndtimeo(millis)?;
+    socket.set_linger(0)?;
+    Ok(socket)
 }
 
 /// Asserts what every program owes a requested stop (Ctrl-C, SIGTERM):

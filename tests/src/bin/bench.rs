@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, ValueEnum};
 use examples_common::console::shown;
-use tests::{Signal, free_port};
+use tests::{Signal, bounded_socket, free_port};
 use vsq::Computation;
 
 /// Measures the examples against raw zmq loops doing the same socket work.
@@ -572,33 +572,18 @@ impl Drop for Example {
 // ---------------------------------------------------------------------------
 // The raw loops: the same socket work in this process, and nothing else.
 // Each side has its own context (and so its own I/O thread), as the two
-// processes of an example have.
+// processes of an example have. Every socket gives up after `timeout`
+// (`bounded_socket`), so that a raw loop cannot hang the bench.
 
 fn endpoint(port: u16) -> String {
     format!("tcp://127.0.0.1:{port}")
-}
-
-/// A socket whose sends and receives give up after `timeout`, so that a
-/// raw loop cannot hang the bench, and that drops what it has not sent when
-/// it closes.
-fn raw_socket(
-    context: &zmq::Context,
-    kind: zmq::SocketType,
-    timeout: Duration,
-) -> Result<zmq::Socket> {
-    let socket = context.socket(kind)?;
-    let millis = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    socket.set_rcvtimeo(millis)?;
-    socket.set_sndtimeo(millis)?;
-    socket.set_linger(0)?;
-    Ok(socket)
 }
 
 /// REQ/REP: "Hello" and "World from <port>", one round trip at a time.
 fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let server_context = zmq::Context::new();
-    let server = raw_socket(&server_context, zmq::REP, timeout)?;
+    let server = bounded_socket(&server_context, zmq::REP, timeout)?;
     server.bind(&endpoint(port))?;
     let world = format!("World from {port}");
     let server_task = std::thread::spawn(move || -> Result<()> {
@@ -612,7 +597,7 @@ fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
 
     let started = Instant::now();
     let client_context = zmq::Context::new();
-    let client = raw_socket(&client_context, zmq::REQ, timeout)?;
+    let client = bounded_socket(&client_context, zmq::REQ, timeout)?;
     client.connect(&endpoint(port))?;
     let mut reply = zmq::Message::new();
     for _ in 0..round_trips {
@@ -638,13 +623,13 @@ enum Work {
 fn raw_results(messages: u64, work: Work, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let saver_context = zmq::Context::new();
-    let saver = raw_socket(&saver_context, zmq::PULL, timeout)?;
+    let saver = bounded_socket(&saver_context, zmq::PULL, timeout)?;
     saver.bind(&endpoint(port))?;
 
     let started = Instant::now();
     let computer_task = std::thread::spawn(move || -> Result<()> {
         let context = zmq::Context::new();
-        let computer = raw_socket(&context, zmq::PUSH, timeout)?;
+        let computer = bounded_socket(&context, zmq::PUSH, timeout)?;
         // Every result must arrive, however quickly this thread ends.
         computer.set_linger(i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX))?;
         computer.connect(&endpoint(port))?;
@@ -686,7 +671,7 @@ fn raw_results(messages: u64, work: Work, timeout: Duration) -> Result<Duration>
 fn raw_weather(updates: u64, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let publisher_context = zmq::Context::new();
-    let publisher = raw_socket(&publisher_context, zmq::PUB, timeout)?;
+    let publisher = bounded_socket(&publisher_context, zmq::PUB, timeout)?;
     publisher.bind(&endpoint(port))?;
     let done = Arc::new(AtomicBool::new(false));
     let publishing = Arc::clone(&done);
@@ -701,7 +686,7 @@ fn raw_weather(updates: u64, timeout: Duration) -> Result<Duration> {
 
     let started = Instant::now();
     let subscriber_context = zmq::Context::new();
-    let subscriber = raw_socket(&subscriber_context, zmq::SUB, timeout)?;
+    let subscriber = bounded_socket(&subscriber_context, zmq::SUB, timeout)?;
     subscriber.connect(&endpoint(port))?;
     subscriber.set_subscribe(b"10001 ")?;
     let mut update = zmq::Message::new();
