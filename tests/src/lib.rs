@@ -15,6 +15,7 @@
 // how it reports one.
 #![allow(clippy::expect_used)]
 
+pub mod relay;
 pub mod stage;
 
 use std::io::{BufRead as _, BufReader, Read};
@@ -453,4 +454,46 @@ pub fn assert_gone(pids: &[u32]) {
         let left = Path::new(&format!("/proc/{pid}")).exists();
         assert!(!left, "process {pid} left behind");
     }
+}
+
+/// The peak resident memory of process `pid` so far (VmHWM), in bytes.
+pub fn peak_memory(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("cannot read the status of process {pid}: {error}"));
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no VmHWM for process {pid}"));
+    kib * 1024
+}
+
+/// The bytes waiting in the kernel's buffers, both ways, on the TCP
+/// connections to `port` on loopback (from /proc/net/tcp): sent by one side
+/// and not yet read by the other.
+pub fn bytes_in_flight(port: u16) -> u64 {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let port = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (local, remote, queues) = (fields.get(1)?, fields.get(2)?, fields.get(4)?);
+            if !local.ends_with(&port) && !remote.ends_with(&port) {
+                return None;
+            }
+            let (tx, rx) = queues.split_once(':')?;
+            let tx = u64::from_str_radix(tx, 16).ok()?;
+            let rx = u64::from_str_radix(rx, 16).ok()?;
+            Some(tx + rx)
+        })
+        .sum()
 }

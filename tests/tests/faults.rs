@@ -1,0 +1,590 @@
+//! Faults: a stalled or vanished peer, an oversized or multipart message, a
+//! busy database, a kill. What each program promises under them is SPEC.md's
+//! "Faults" section; each test here acts out one fault.
+
+// A test fails by panicking: unwrap says "this must work".
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Read as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tests::relay::Relay;
+use tests::{Program, Signal, Stream, WAIT, free_port};
+
+fn endpoint(port: &str) -> String {
+    format!("tcp://127.0.0.1:{port}")
+}
+
+/// A computer whose results go to `save`; its command ports lead nowhere.
+fn computer(save: &str, unit: &str, extra: &[&str]) -> Program {
+    let (cmd, reply) = (free_port().to_string(), free_port().to_string());
+    let args = [
+        &[
+            "--server-host",
+            "127.0.0.1",
+            "--cmd-port",
+            &cmd,
+            "--reply-port",
+            &reply,
+            "--save-port",
+            save,
+            "--unit",
+            unit,
+        ],
+        extra,
+    ]
+    .concat();
+    Program::start("computer", &args)
+}
+
+fn saver(port: &str, extra: &[&str]) -> Program {
+    let args = [&["--port", port, "--bind", "127.0.0.1"], extra].concat();
+    Program::start("saver", &args)
+}
+
+/// The counters of the results a saver printed, in order.
+fn printed_counters(lines: &[String]) -> Vec<i64> {
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix("Computer requested a save: "))
+        .map(|json| {
+            serde_json::from_str::<serde_json::Value>(json).unwrap()["counter"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn stored_counters(store: &Path) -> Vec<i64> {
+    let connection = Connection::open(store).unwrap();
+    let mut query = connection
+        .prepare("SELECT counter FROM results ORDER BY id")
+        .unwrap();
+    query
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Waits until the bytes in the kernel's buffers towards `port` stop
+/// changing: the receiver has stopped reading (stalled, or its queue full).
+fn wait_until_still(port: &str) -> u64 {
+    let port: u16 = port.parse().unwrap();
+    let deadline = Instant::now() + WAIT;
+    let mut last = (tests::bytes_in_flight(port), 0);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the traffic to {port} never settled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = tests::bytes_in_flight(port);
+        last = if now == last.0 {
+            (now, last.1 + 1)
+        } else {
+            (now, 0)
+        };
+        if last.1 >= 3 {
+            return now;
+        }
+    }
+}
+
+// 1. Never hung.
+
+#[test]
+fn second_signal_ends_a_computer_whose_saver_stalled() {
+    let save = free_port().to_string();
+    let mut saver = saver(&save, &[]);
+    let mut computer = computer(&save, "11", &["--interval", "0s"]);
+    saver.wait_for_stdout("\"counter\":100,", WAIT);
+    saver.signal(Signal::SIGSTOP);
+    wait_until_still(&save);
+
+    computer.signal(Signal::SIGINT);
+    computer.wait_for_stderr(
+        &format!(
+            "computer: waiting for the saver at {} to take the last results (Ctrl-C again or SIGTERM drops them)",
+            endpoint(&save)
+        ),
+        WAIT,
+    );
+    let computer = computer.stop(Signal::SIGTERM, WAIT);
+    saver.signal(Signal::SIGCONT);
+    assert_eq!(computer.code(), Some(1), "{computer:?}");
+    let last = computer.stderr.last().unwrap();
+    assert!(
+        last.starts_with("computer: up to ") && last.ends_with(" results dropped (never sent)"),
+        "{computer:?}"
+    );
+}
+
+#[test]
+fn linger_ends_a_computer_whose_saver_stalled() {
+    let save = free_port().to_string();
+    let mut saver = saver(&save, &[]);
+    let computer = computer(&save, "12", &["--interval", "0s", "--linger", "300ms"]);
+    saver.wait_for_stdout("\"counter\":100,", WAIT);
+    saver.signal(Signal::SIGSTOP);
+    wait_until_still(&save);
+
+    let computer = computer.stop(Signal::SIGINT, WAIT);
+    saver.signal(Signal::SIGCONT);
+    assert_eq!(computer.code(), Some(1), "{computer:?}");
+    assert!(
+        computer.stderr.iter().any(|line| line
+            .contains("(Ctrl-C again or SIGTERM drops them, and so does --linger 300ms)")),
+        "{computer:?}"
+    );
+    assert!(
+        computer
+            .stderr
+            .last()
+            .unwrap()
+            .ends_with(" results dropped (never sent)")
+    );
+}
+
+// 2. Never deaf.
+
+/// Reads subscription messages on an XPUB socket until a new subscription.
+fn wait_for_subscription(publisher: &zmq::Socket) -> Vec<u8> {
+    loop {
+        let message = publisher.recv_bytes(0).expect("no subscription came");
+        if message.first() == Some(&1) {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn subscriber_hears_again_after_an_oversized_update() {
+    let port = free_port().to_string();
+    let context = zmq::Context::new();
+    let publisher = tests::socket(&context, zmq::XPUB);
+    publisher.set_xpub_verbose(true).unwrap();
+    publisher.bind(&endpoint(&port)).unwrap();
+    let args = [
+        &port,
+        "--host",
+        "127.0.0.1",
+        "--updates",
+        "2",
+        "--max-message-size",
+        "1000",
+    ];
+    let subscriber = Program::start("sub_client", &args);
+
+    assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
+    publisher.send("10001 5", 0).unwrap();
+    publisher
+        .send(format!("10001 {}", "9".repeat(5000)).as_bytes(), 0)
+        .unwrap();
+    // libzmq dropped that connection; the subscriber makes a new one.
+    assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
+    publisher.send("10001 7", 0).unwrap();
+
+    let subscriber = subscriber.finish(WAIT);
+    assert!(subscriber.success(), "{subscriber:?}");
+    assert_eq!(
+        subscriber.stdout[1..],
+        [
+            "10001 5",
+            "10001 7",
+            "Average temperature value for '10001' was 6C"
+        ]
+    );
+    assert!(
+        subscriber.stderr[0].starts_with(&format!(
+            "sub_client: lost the connection to {} (the peer went away, or sent a message over 1000 bytes)",
+            endpoint(&port)
+        )),
+        "{subscriber:?}"
+    );
+}
+
+#[test]
+fn computer_hears_commands_again_after_an_oversized_one() {
+    let (cmd, reply, save) = (
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    let context = zmq::Context::new();
+    let publisher = tests::socket(&context, zmq::XPUB);
+    publisher.set_xpub_verbose(true).unwrap();
+    publisher.bind(&endpoint(&cmd)).unwrap();
+    let replies = tests::socket(&context, zmq::PULL);
+    replies.bind(&endpoint(&reply)).unwrap();
+    let results = tests::socket(&context, zmq::PULL);
+    results.bind(&endpoint(&save)).unwrap();
+    let args = [
+        "--server-host",
+        "127.0.0.1",
+        "--cmd-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--save-port",
+        &save,
+        "--unit",
+        "21",
+        "--max-message-size",
+        "1000",
+    ];
+    let mut computer = Program::start("computer", &args);
+
+    assert_eq!(wait_for_subscription(&publisher), b"\x01politiche2013 ");
+    let oversized = format!(r#"politiche2013 {{"cmd": "{}"}}"#, "x".repeat(5000));
+    publisher.send(oversized.as_bytes(), 0).unwrap();
+    assert_eq!(wait_for_subscription(&publisher), b"\x01politiche2013 ");
+    publisher
+        .send(r#"politiche2013 {"cmd": "configure"}"#, 0)
+        .unwrap();
+    let reply: serde_json::Value = serde_json::from_slice(&replies.recv_bytes(0).unwrap()).unwrap();
+    assert_eq!(
+        reply,
+        serde_json::json!({"unit": 21, "status": "configured"})
+    );
+    computer.wait_for_stderr("computer: lost the connection to", WAIT);
+    let computer = computer.stop(Signal::SIGTERM, WAIT);
+    tests::assert_stopped_cleanly(&computer, "answered 1 command");
+}
+
+#[test]
+fn client_asks_again_after_an_oversized_reply() {
+    let port = free_port().to_string();
+    let context = zmq::Context::new();
+    let server = tests::socket(&context, zmq::REP);
+    server.bind(&endpoint(&port)).unwrap();
+    let args = [
+        &port,
+        "--host",
+        "127.0.0.1",
+        "--requests",
+        "2",
+        "--max-message-size",
+        "1000",
+    ];
+    let client = Program::start("reqrep_client", &args);
+
+    assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
+    server.send(vec![b'x'; 5000], 0).unwrap();
+    // The client lost that reply with its connection, and asks again.
+    for _ in 0..2 {
+        assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
+        server.send("World", 0).unwrap();
+    }
+    let client = client.finish(WAIT);
+    assert!(client.success(), "{client:?}");
+    assert_eq!(
+        client.stdout,
+        [
+            "Connecting to server...",
+            "Sending request 1 ...",
+            "Received reply 1 [ World ]",
+            "Sending request 2 ...",
+            "Received reply 2 [ World ]",
+        ]
+    );
+    assert!(
+        client
+            .stderr
+            .contains(&"reqrep_client: sending request 1 again".to_owned()),
+        "{client:?}"
+    );
+}
+
+// 3. No second copy.
+
+#[test]
+fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("forms.db");
+    let port = free_port().to_string();
+    let args = [
+        "--port",
+        &port,
+        "--bind",
+        "127.0.0.1",
+        "--store",
+        store.to_str().unwrap(),
+    ];
+    let mut mailbin = Program::start("mailbin", &args);
+    mailbin.wait_for_stdout("Mailbin listening", WAIT);
+    let context = zmq::Context::new();
+    let faker = tests::socket(&context, zmq::PUSH);
+    faker.connect(&endpoint(&port)).unwrap();
+
+    // 400 frames of 60 kB, each under the 64 KiB limit: 24 MB in all.
+    const FRAMES: usize = 400;
+    const FRAME: usize = 60_000;
+    let frame = vec![b'{'; FRAME];
+    for _ in 1..FRAMES {
+        faker.send(&frame, zmq::SNDMORE).unwrap();
+    }
+    faker.send(&frame, 0).unwrap();
+    let size = FRAMES * FRAME;
+    mailbin.wait_for_stderr(
+        &format!("rejected: a message of {FRAMES} frames ({size} bytes) where one frame was expected: {{{{"),
+        WAIT,
+    );
+    // libzmq holds the whole message before the program sees a frame;
+    // the program adds no copy of its own.
+    let peak = tests::peak_memory(mailbin.id());
+    let bound = size as u64 * 13 / 10 + 16 * 1024 * 1024;
+    assert!(peak < bound, "peak memory {peak} bytes, over {bound}");
+
+    // It goes on, and its store too.
+    let today = chrono::Local::now().format("%Y%m%d");
+    let form = format!(
+        r#"{{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org", "created_at": "{today}",
+        "ip": "192.0.2.7", "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}}"#
+    );
+    faker.send(form.as_bytes(), 0).unwrap();
+    mailbin.wait_for_stdout("Mailbin received a form from Ada Lovelace", WAIT);
+    let mailbin = mailbin.stop(Signal::SIGINT, WAIT);
+    tests::assert_stopped_cleanly(&mailbin, "mailbin: 1 form received, 1 rejected");
+    let connection = Connection::open(&store).unwrap();
+    let (payload, reason): (Vec<u8>, String) = connection
+        .query_row("SELECT payload, reason FROM rejected", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(payload, frame, "the first frame, not the whole message");
+    assert!(
+        reason.contains(&format!("{FRAMES} frames ({size} bytes)")),
+        "{reason}"
+    );
+}
+
+#[test]
+fn saver_rejects_a_multipart_result_and_goes_on() {
+    let port = free_port().to_string();
+    let mut saver = saver(&port, &[]);
+    saver.wait_for_stdout("Listening", WAIT);
+    let context = zmq::Context::new();
+    let computer = tests::socket(&context, zmq::PUSH);
+    computer.connect(&endpoint(&port)).unwrap();
+    computer
+        .send_multipart(
+            [&br#"{"unit": 1, "counter": 0,"#[..], br#" "x": 1, "y": 2}"#],
+            0,
+        )
+        .unwrap();
+    computer
+        .send(r#"{"unit": 1, "counter": 1, "x": 1, "y": 2}"#, 0)
+        .unwrap();
+    saver.wait_for_stdout(r#""counter": 1"#, WAIT);
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    tests::assert_stopped_cleanly(&saver, "saver: 1 result received, 1 rejected");
+    assert!(
+        saver.stderr[0].starts_with(
+            "rejected: result a message of 2 frames (41 bytes) where one frame was expected"
+        ),
+        "{saver:?}"
+    );
+}
+
+// 4. Printed means kept.
+
+#[test]
+fn sigkill_of_the_saver_loses_no_printed_result() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let save = free_port().to_string();
+    let mut saver = saver(&save, &["--store", store.to_str().unwrap()]);
+    let _computer = computer(&save, "41", &["--interval", "1ms"]);
+    saver.wait_for_stdout("\"counter\":300,", WAIT);
+    let saver = saver.stop(Signal::SIGKILL, WAIT);
+
+    let printed = printed_counters(&saver.stdout);
+    let stored = stored_counters(&store);
+    assert!(
+        stored.starts_with(&printed),
+        "{} printed, {} stored: every printed result is stored",
+        printed.len(),
+        stored.len()
+    );
+}
+
+// 5. A clean stop keeps what reached the saver.
+
+#[test]
+fn a_clean_stop_keeps_what_reached_the_saver() {
+    let port = free_port().to_string();
+    // Nobody reads the saver's stdout for now: once the pipe is full it
+    // stops in a `print`, and results pile up in its queue.
+    let mut saver = Command::new(tests::binary("saver"))
+        .args(["--port", &port, "--bind", "127.0.0.1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = saver.stdout.take().unwrap();
+    let context = zmq::Context::new();
+    let computer = tests::socket(&context, zmq::PUSH);
+    computer.connect(&endpoint(&port)).unwrap();
+    // Counters of four digits: every message has the same length.
+    const SENT: usize = 3000;
+    let message = |counter: usize| {
+        format!(
+            r#"{{"unit":1,"counter":{},"x":0.5,"y":0.5}}"#,
+            1000 + counter
+        )
+    };
+    for counter in 0..SENT {
+        computer.send(message(counter).as_bytes(), 0).unwrap();
+    }
+    let in_flight = wait_until_still(&port) as usize;
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(saver.id() as i32),
+        Signal::SIGTERM,
+    )
+    .unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        stdout.read_to_string(&mut text).map(|_| text)
+    });
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = saver.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            saver.kill().unwrap();
+            panic!("the saver did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert!(status.success(), "{status:?}");
+    let text = reader.join().unwrap().unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    let printed = printed_counters(&lines);
+    assert_eq!(
+        printed,
+        (1000..1000 + printed.len() as i64).collect::<Vec<_>>()
+    );
+
+    // Lost: only what had not reached its queue, in the kernel's buffers
+    // (each message with its 2-byte frame header) or in libzmq's read
+    // buffer (8 KiB).
+    let framed = message(0).len() + 2;
+    let lost_at_most = in_flight / framed + 8192 / framed + 2;
+    assert!(
+        printed.len() + lost_at_most >= SENT,
+        "{} of {SENT} printed; {in_flight} bytes were in flight",
+        printed.len()
+    );
+}
+
+// 6. A busy database.
+
+#[test]
+fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let port = free_port().to_string();
+    let mut saver = saver(&port, &["--store", store.to_str().unwrap()]);
+    saver.wait_for_stdout("Listening", WAIT);
+
+    // Another program takes the write lock, for longer than SQLite's
+    // usual five seconds of patience.
+    let other = Connection::open(&store).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked_at = Instant::now();
+    let context = zmq::Context::new();
+    let computer = tests::socket(&context, zmq::PUSH);
+    computer.connect(&endpoint(&port)).unwrap();
+    for counter in 0..50 {
+        let result = format!(r#"{{"unit": 6, "counter": {counter}, "x": 1, "y": 2}}"#);
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    saver.wait_for_stderr("is locked by another program; waiting for it", WAIT);
+    std::thread::sleep(Duration::from_secs(6).saturating_sub(locked_at.elapsed()));
+    assert!(saver.is_running(), "{}", saver.transcript());
+    other.execute_batch("COMMIT").unwrap();
+
+    saver.wait_for_stdout("\"counter\": 49", WAIT);
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    tests::assert_stopped_cleanly(&saver, "saver: 50 results received, 0 rejected");
+    assert!(
+        saver
+            .stderr
+            .iter()
+            .any(|line| line.ends_with("is free again")),
+        "{saver:?}"
+    );
+    assert_eq!(stored_counters(&store), (0..50).collect::<Vec<_>>());
+}
+
+// 7. A malformed request.
+
+#[test]
+fn reqrep_server_survives_a_request_without_an_envelope() {
+    let port = free_port().to_string();
+    let mut server = Program::start(
+        "reqrep_server",
+        &[&port, "--bind", "127.0.0.1", "--delay", "0s"],
+    );
+    let context = zmq::Context::new();
+    // A DEALER sending a bare frame: REP discards it, for want of the
+    // empty delimiter, after the poll said "readable".
+    let dealer = tests::socket(&context, zmq::DEALER);
+    dealer.connect(&endpoint(&port)).unwrap();
+    dealer.send("no envelope", 0).unwrap();
+    let client = tests::socket(&context, zmq::REQ);
+    client.connect(&endpoint(&port)).unwrap();
+    client.send("Hello", 0).unwrap();
+    assert_eq!(
+        client.recv_bytes(0).unwrap(),
+        format!("World from {port}").as_bytes()
+    );
+    server.wait_for_stdout("Received request: Hello", WAIT);
+
+    let server = server.stop(Signal::SIGINT, WAIT);
+    tests::assert_stopped_cleanly(&server, "reqrep_server: 1 reply sent");
+}
+
+// 8. Dead links are noticed.
+
+#[test]
+fn a_silent_partition_is_noticed_and_healed() {
+    let save = free_port().to_string();
+    let mut saver = saver(&save, &[]);
+    saver.wait_for_stdout("Listening", WAIT);
+    let relay = Relay::start(save.parse().unwrap());
+    let through = relay.port().to_string();
+    let mut computer = computer(&through, "81", &["--interval", "10ms"]);
+    saver.wait_for_stdout("\"counter\":5,", WAIT);
+
+    relay.freeze();
+    let lost = format!(
+        "computer: lost the connection to the saver at {}",
+        endpoint(&through)
+    );
+    computer.wait_for_stderr(&lost, WAIT);
+    relay.thaw();
+    computer.wait_for_stderr(
+        &format!(
+            "computer: connected to the saver at {} again",
+            endpoint(&through)
+        ),
+        WAIT,
+    );
+    // Results flow again (those that were on the frozen link are lost:
+    // PUSH has no acknowledgement).
+    let seen = printed_counters(saver.lines_of(Stream::Stdout)).len();
+    let deadline = Instant::now() + WAIT;
+    while printed_counters(saver.lines_of(Stream::Stdout)).len() < seen + 20 {
+        assert!(Instant::now() < deadline, "{}", saver.transcript());
+        std::thread::sleep(Duration::from_millis(10));
+        saver.new_lines();
+    }
+    assert!(computer.is_running());
+}
