@@ -58,10 +58,19 @@ pub fn reject(problem: impl fmt::Display, payload: &[u8]) {
 /// A payload made fit for one line of a terminal: printable UTF-8 as it is,
 /// anything else escaped (`\n`, `\xff`), cut after 200 bytes.
 pub fn shown(payload: &[u8]) -> Cow<'_, str> {
-    let head = &payload[..payload.len().min(SHOWN_BYTES)];
-    // Most payloads are short printable ASCII: show them as they are, uncopied.
+    one_line(payload, SHOWN_BYTES)
+}
+
+/// A payload on one line, as [`shown`] makes it, but whole: stdout is data.
+pub fn whole(payload: &[u8]) -> Cow<'_, str> {
+    one_line(payload, usize::MAX)
+}
+
+fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
+    let head = &payload[..payload.len().min(limit)];
+    // Most payloads are printable ASCII: show them as they are, uncopied.
     let printable = |byte: &u8| *byte == b' ' || byte.is_ascii_graphic();
-    if payload.len() <= SHOWN_BYTES && payload.iter().all(printable) {
+    if payload.len() <= limit && payload.iter().all(printable) {
         if let Ok(text) = std::str::from_utf8(payload) {
             return Cow::Borrowed(text);
         }
@@ -85,9 +94,18 @@ pub fn shown(payload: &[u8]) -> Cow<'_, str> {
     Cow::Owned(text)
 }
 
+/// A count and its noun, singular or plural:
+/// `count(1, ["reply", "replies"])` is `1 reply`.
+pub fn count(count: u64, [one, many]: [&str; 2]) -> String {
+    match count {
+        1 => format!("1 {one}"),
+        _ => format!("{count} {many}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::shown;
+    use super::{shown, whole};
 
     #[test]
     fn printable_text_is_shown_as_it_is() {
@@ -97,6 +115,12 @@ mod tests {
     #[test]
     fn control_and_invalid_bytes_are_escaped_on_one_line() {
         assert_eq!(shown(b"a\nb\xff\x00"), "a\\nb\\xff\\x00");
+    }
+
+    #[test]
+    fn whole_payloads_are_escaped_and_never_cut() {
+        let long = format!("{}\n", "x".repeat(1000));
+        assert_eq!(whole(long.as_bytes()), format!("{}\\n", "x".repeat(1000)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod link;
 pub mod outbox;
 pub mod poller;
 pub mod stop;
@@ -12,11 +13,13 @@ pub mod stop;
 pub mod store;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 
+pub use link::Link;
 pub use outbox::{Delivery, Outbox};
-pub use poller::{Polled, Poller, Received, receive, wait_for_message, waiting};
+pub use poller::{Incoming, Polled, Poller, Received, receive, take};
 
 /// Request-reply: the REP server listens here.
 pub const REQREP_PORT: u16 = 5556;
@@ -36,11 +39,25 @@ pub fn tcp(host: &str, port: u16) -> String {
     format!("tcp://{host}:{port}")
 }
 
-/// Creates a socket of `kind`; only fails when the context is gone.
+/// Every connection pings its peer this often (ZMTP heartbeats)...
+pub const HEARTBEAT: Duration = Duration::from_secs(1);
+/// ... and gives it up when no answer came for this long: a peer that
+/// vanished without closing (a host down, a cable pulled) sends no FIN,
+/// and TCP alone would notice nothing for minutes.
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Creates a socket of `kind` whose connections use heartbeats; only fails
+/// when the context is gone.
 pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
-    context
+    let socket = context
         .socket(kind)
-        .with_context(|| format!("cannot create a {kind:?} socket"))
+        .with_context(|| format!("cannot create a {kind:?} socket"))?;
+    let millis = |duration: Duration| duration.as_millis() as i32;
+    socket.set_heartbeat_ivl(millis(HEARTBEAT))?;
+    socket.set_heartbeat_timeout(millis(HEARTBEAT_TIMEOUT))?;
+    // The peer gives us up, too, when it hears nothing for as long.
+    socket.set_heartbeat_ttl(millis(HEARTBEAT_TIMEOUT))?;
+    Ok(socket)
 }
 
 /// Creates a socket that receives, refusing messages over `max_message_size`
@@ -64,6 +81,19 @@ pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
     socket
         .bind(endpoint)
         .with_context(|| format!("cannot bind {endpoint}"))
+}
+
+/// Unbinds every endpoint `socket` is bound to, for a clean stop: peers can
+/// no longer connect or send, while what reached its queue can still be read.
+pub fn stop_accepting(socket: &zmq::Socket) -> Result<()> {
+    // A wildcard (`tcp://*:5558`) is unbound by the address it resolved to.
+    let endpoint = socket
+        .get_last_endpoint()
+        .context("cannot read the bound endpoint")?
+        .map_err(|bytes| anyhow::anyhow!("bound to an endpoint that is not text: {bytes:?}"))?;
+    socket
+        .unbind(&endpoint)
+        .with_context(|| format!("cannot unbind {endpoint}"))
 }
 
 /// Connects `socket` to `endpoint`. ZeroMQ connects in the background and

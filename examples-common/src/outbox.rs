@@ -1,4 +1,4 @@
-//! The outbox: a PUSH socket that keeps what it could not deliver yet.
+//! The outbox: a PUSH socket that keeps what it could not send yet.
 //!
 //! A connecting PUSH socket queues messages while nobody is listening and
 //! sends them when a peer arrives: results are "queued without a broker".
@@ -7,24 +7,26 @@
 //! connected counts as queued, until a peer completes its handshake.
 //!
 //! Trap: a socket with unsent messages holds up the context's teardown
-//! (its linger). [`Outbox::finish`] makes that wait deliberate: it waits
-//! for a peer as long as it is told to, then either lets the messages
-//! go out or drops them and says how many.
+//! (its linger), for ever if the peer stalls. [`Outbox::finish`] makes that
+//! wait deliberate: it waits as long as it is told to, and one more Ctrl-C
+//! or SIGTERM ends it, saying how many messages may be lost.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::stop;
+use crate::link::Monitor;
+use crate::{note, stop};
 
 /// How [`Outbox::finish`] ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Delivery {
-    /// Everything pushed was handed to a connected peer.
-    Delivered,
-    /// No peer came in time, or Ctrl-C said not to wait: at most this many
-    /// messages were still queued and are lost.
+    /// Everything pushed left the program for the network. Whether the peer
+    /// read it, PUSH cannot tell: there is no acknowledgement.
+    Sent,
+    /// No peer took them in time, or Ctrl-C said not to wait: at most this
+    /// many messages were still in the program, and are lost.
     Dropped(u64),
 }
 
@@ -32,12 +34,33 @@ pub enum Delivery {
 /// system call, and peers do not come and go that often.
 const READ_EVENTS_EVERY: Duration = Duration::from_millis(1);
 
+/// How long the last messages may take to leave before the outbox says it
+/// is waiting for them (a peer that is connecting right now takes a moment).
+const GRACE: Duration = Duration::from_millis(100);
+
+/// libzmq's defaults: a connected PUSH socket holds at most this many
+/// messages in its queue (`ZMQ_SNDHWM`), and its connection this many
+/// bytes being written (`out_batch_size`).
+const SEND_HWM: u64 = 1000;
+const OUT_BATCH_BYTES: u64 = 8192;
+
 /// A PUSH socket connected to one endpoint, counting what it still holds.
 pub struct Outbox {
     socket: zmq::Socket,
-    monitor: zmq::Socket,
+    monitor: Monitor,
+    /// For what it says: "computer", "saver", "results".
+    program: &'static str,
+    peer: &'static str,
+    what: &'static str,
+    endpoint: String,
     connected: bool,
+    /// Whether a connection was made and then lost.
+    lost: bool,
     queued: u64,
+    /// Pushed while connected, and the shortest such message: what may
+    /// still be in the socket's queue at exit.
+    sent: u64,
+    shortest: u64,
     /// When the monitor was last read, and how many messages were pushed
     /// since without reading it: if the peer turns out to have left, they
     /// may still be queued.
@@ -47,26 +70,31 @@ pub struct Outbox {
 
 impl Outbox {
     /// Connects a PUSH socket to `endpoint`; the peer may come later.
-    pub fn connect(context: &zmq::Context, endpoint: &str) -> Result<Outbox> {
-        static MONITORS: AtomicUsize = AtomicUsize::new(0);
+    /// `program`, `peer` and `what` name the three in what it says
+    /// (`computer`, `saver`, `results`).
+    pub fn connect(
+        context: &zmq::Context,
+        endpoint: &str,
+        [program, peer, what]: [&'static str; 3],
+    ) -> Result<Outbox> {
         let socket = crate::socket(context, zmq::PUSH)?;
-        let monitor_endpoint = format!(
-            "inproc://outbox-monitor-{}",
-            MONITORS.fetch_add(1, Ordering::Relaxed)
-        );
-        let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
-            | zmq::SocketEvent::DISCONNECTED.to_raw();
-        socket
-            .monitor(&monitor_endpoint, i32::from(events))
-            .context("cannot monitor the PUSH socket")?;
-        let monitor = crate::socket(context, zmq::PAIR)?;
-        crate::connect(&monitor, &monitor_endpoint)?;
+        // Dropped on an error, the socket drops what it holds; only
+        // `finish` waits for it.
+        socket.set_linger(0)?;
+        let monitor = Monitor::new(context, &socket)?;
         crate::connect(&socket, endpoint)?;
         Ok(Outbox {
             socket,
             monitor,
+            program,
+            peer,
+            what,
+            endpoint: endpoint.to_owned(),
             connected: false,
+            lost: false,
             queued: 0,
+            sent: 0,
+            shortest: u64::MAX,
             events_read: Instant::now(),
             unchecked: 0,
         })
@@ -92,98 +120,127 @@ impl Outbox {
                         Ok(_) | Err(zmq::Error::EINTR) => {}
                         Err(error) => return Err(error).context("cannot wait to push"),
                     }
+                    self.read_events()?;
                 }
                 Err(error) => return Err(error).context("cannot push a message"),
             }
         }
         if !self.connected {
             self.queued += 1;
-        } else if !check {
-            self.unchecked += 1;
+        } else {
+            self.sent += 1;
+            self.shortest = self.shortest.min(message.len() as u64);
+            if !check {
+                self.unchecked += 1;
+            }
         }
         Ok(true)
     }
 
-    /// How many messages were pushed while no peer was connected, at most,
-    /// once a peer that is connecting right now has had `grace` to finish
-    /// its handshake (a burst pushed at start-up is queued for a moment).
-    pub fn queued_after(&mut self, grace: Duration) -> Result<u64> {
-        let deadline = Instant::now() + grace;
-        loop {
-            self.read_events()?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            if self.queued == 0 || left.is_zero() {
-                return Ok(self.queued);
-            }
-            self.wait_for_event(left.min(stop::SLICE))?;
-        }
-    }
+    /// Waits until what was pushed has left the program, for `linger` at
+    /// most (`None`: as long as it takes); one more Ctrl-C or SIGTERM ends
+    /// the wait. Takes the program's context, to close it: the wait is the
+    /// context's teardown, done on a thread of its own so that nothing can
+    /// make it deaf.
+    pub fn finish(mut self, context: zmq::Context, linger: Option<Duration>) -> Result<Delivery> {
+        self.read_events()?;
+        let waiting = match self.connected {
+            false => format!(
+                "{}: waiting for a {} at {} to take {} queued {}",
+                self.program, self.peer, self.endpoint, self.queued, self.what
+            ),
+            true => format!(
+                "{}: waiting for the {} at {} to take the last {}",
+                self.program, self.peer, self.endpoint, self.what
+            ),
+        };
+        let held = self.held_at_most();
+        // Closing the context waits until every message has left (linger
+        // -1), on a thread, while we watch the clock and the stop flag.
+        self.socket.set_linger(-1)?;
+        drop(self);
+        let (closed, done) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("linger".to_owned())
+            .spawn(move || {
+                drop(context);
+                let _ = closed.send(());
+            })
+            .context("cannot start the thread that closes the sockets")?;
 
-    /// Waits until a peer has taken what is queued, for `linger` at most
-    /// (`None`: as long as it takes); one more Ctrl-C stops the wait.
-    pub fn finish(mut self, linger: Option<Duration>) -> Result<Delivery> {
-        let deadline = linger.map(|linger| Instant::now() + linger);
         let signals = stop::signals();
+        let started = Instant::now();
+        let mut said = false;
         loop {
-            self.read_events()?;
-            if self.queued == 0 {
-                // Connected: let libzmq send the rest before the context closes.
-                let left =
-                    deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-                let linger = left.map_or(-1, |left| {
-                    i32::try_from(left.as_millis()).unwrap_or(i32::MAX)
-                });
-                self.socket.set_linger(linger)?;
-                return Ok(Delivery::Delivered);
+            match done.recv_timeout(stop::SLICE) {
+                Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(Delivery::Sent),
+                Err(RecvTimeoutError::Timeout) => {}
             }
-            let out_of_time = deadline.is_some_and(|deadline| Instant::now() >= deadline);
+            // The thread stays blocked in libzmq; the program's exit ends it.
+            let out_of_time = linger.is_some_and(|linger| started.elapsed() >= linger);
             if out_of_time || stop::signals() > signals {
-                self.socket.set_linger(0)?;
-                return Ok(Delivery::Dropped(self.queued));
+                return Ok(Delivery::Dropped(held));
             }
-            crate::console::flush();
-            self.wait_for_event(stop::SLICE)?;
+            if !said && started.elapsed() >= GRACE {
+                note!("{waiting} ({})", ways_out(signals, linger));
+                crate::console::flush();
+                said = true;
+            }
         }
     }
 
-    fn wait_for_event(&self, timeout: Duration) -> Result<()> {
-        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        match self.monitor.poll(zmq::POLLIN, millis) {
-            Ok(_) | Err(zmq::Error::EINTR) => Ok(()),
-            Err(error) => Err(error).context("cannot watch the PUSH socket"),
-        }
+    /// What may still be in the program, unsent: what is queued for want
+    /// of a peer, and what a connected socket can hold in its queue and in
+    /// the batch it is writing.
+    fn held_at_most(&self) -> u64 {
+        let batch = OUT_BATCH_BYTES / self.shortest.max(1) + 1;
+        self.queued + self.sent.min(SEND_HWM + batch)
     }
 
     /// Reads the monitor's news: a peer connected (all queued messages go
     /// to it) or went away (what comes next stays queued).
     fn read_events(&mut self) -> Result<()> {
-        loop {
-            let frames = match self.monitor.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {
-                    self.events_read = Instant::now();
-                    self.unchecked = 0;
-                    return Ok(());
+        while let Some(connected) = self.monitor.next()? {
+            if connected {
+                if std::mem::take(&mut self.lost) {
+                    note!(
+                        "{}: connected to the {} at {} again",
+                        self.program,
+                        self.peer,
+                        self.endpoint
+                    );
                 }
-                Err(error) => return Err(error).context("cannot read socket events"),
-            };
-            // An event is two frames: 2 bytes of event number, 4 of value,
-            // then the peer's endpoint.
-            let Some(&[low, high]) = frames.first().and_then(|frame| frame.get(..2)) else {
-                continue;
-            };
-            match zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high])) {
-                zmq::SocketEvent::HANDSHAKE_SUCCEEDED => {
-                    self.connected = true;
-                    self.queued = 0;
-                }
-                zmq::SocketEvent::DISCONNECTED => {
-                    self.connected = false;
-                    self.queued += self.unchecked;
-                    self.unchecked = 0;
-                }
-                _ => {}
+                self.connected = true;
+                self.queued = 0;
+            } else {
+                note!(
+                    "{}: lost the connection to the {} at {}; {} wait in the queue until it is back",
+                    self.program,
+                    self.peer,
+                    self.endpoint,
+                    self.what
+                );
+                self.connected = false;
+                self.lost = true;
+                self.queued += self.unchecked;
             }
+            self.unchecked = 0;
         }
+        self.events_read = Instant::now();
+        self.unchecked = 0;
+        Ok(())
     }
+}
+
+/// What ends a wait at exit, as the waiting line says it.
+fn ways_out(signals: usize, linger: Option<Duration>) -> String {
+    let again = if signals > 0 { " again" } else { "" };
+    let mut ways = format!("Ctrl-C{again} or SIGTERM drops them");
+    if let Some(linger) = linger {
+        ways.push_str(&format!(
+            ", and so does --linger {}",
+            crate::cli::show_duration(linger)
+        ));
+    }
+    ways
 }

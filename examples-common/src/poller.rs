@@ -1,5 +1,6 @@
-//! The poller: wait on several sockets at once, as pyzmq's `zmq.Poller`
-//! does, with a timeout, and without missing a Ctrl-C. For one socket,
+//! Waiting and receiving. [`Poller`] waits on several sockets at once, as
+//! pyzmq's `zmq.Poller` does, with a timeout and without missing a Ctrl-C;
+//! [`take`] then reads one whole message without waiting. For one socket,
 //! [`receive`] is a `recv` with the same timeout and Ctrl-C handling.
 //!
 //! ```no_run
@@ -9,7 +10,9 @@
 //! let results_index = poller.register(results);
 //! if let Polled::Ready = poller.poll(Some(std::time::Duration::from_millis(200)))? {
 //!     if poller.is_readable(results_index) {
-//!         let message = results.recv_bytes(0)?;
+//!         if let Some(message) = examples_common::take(results)? {
+//!             println!("{} bytes", message.bytes);
+//!         }
 //!     }
 //! }
 //! # Ok(()) }
@@ -112,7 +115,13 @@ impl<'a> Poller<'a> {
     /// Asks each socket whether a message is waiting, without waiting.
     fn any_waiting(&mut self) -> Result<bool> {
         for (socket, readable) in self.sockets.iter().zip(&mut self.readable) {
-            *readable = has_message(socket)?;
+            *readable = match socket.get_events() {
+                Ok(events) => events.contains(zmq::POLLIN),
+                // A signal interrupted the call: "nothing yet", and the
+                // caller's loop looks at the stop flag.
+                Err(zmq::Error::EINTR) => false,
+                Err(error) => return Err(error).context("cannot poll sockets"),
+            };
         }
         Ok(self.readable.contains(&true))
     }
@@ -134,77 +143,88 @@ impl<'a> Poller<'a> {
     }
 }
 
+/// One message as it came in: its first frame, and how many frames and
+/// bytes it had in all. Our protocols are one frame; a message of several
+/// is read to its end but kept only in part, and rejected.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The first frame, read without a copy (`&incoming.first` is `&[u8]`).
+    pub first: zmq::Message,
+    pub frames: usize,
+    pub bytes: usize,
+}
+
+impl Incoming {
+    /// What is wrong with a message of several frames, or None for one frame.
+    pub fn multipart(&self) -> Option<String> {
+        (self.frames > 1).then(|| {
+            format!(
+                "a message of {} frames ({} bytes) where one frame was expected",
+                self.frames, self.bytes
+            )
+        })
+    }
+}
+
+/// Takes one whole message waiting on `socket`, without waiting: `None`
+/// when nothing is waiting (a poll may say "readable" for a message that a
+/// REP socket then discards as malformed: a blocking `recv` would hang).
+pub fn take(socket: &zmq::Socket) -> Result<Option<Incoming>> {
+    let mut first = zmq::Message::new();
+    match socket.recv(&mut first, zmq::DONTWAIT) {
+        Ok(()) => {}
+        Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
+        Err(error) => return Err(error).context("cannot receive a message"),
+    }
+    let mut more = first.get_more();
+    let mut incoming = Incoming {
+        bytes: first.len(),
+        first,
+        frames: 1,
+    };
+    // libzmq hands over a message's frames together, so the rest are here
+    // already. Each one is counted and dropped: joined, a message of many
+    // frames would sit in memory twice.
+    let mut frame = zmq::Message::new();
+    while more {
+        socket
+            .recv(&mut frame, 0)
+            .context("cannot receive a message")?;
+        incoming.frames += 1;
+        incoming.bytes += frame.len();
+        more = frame.get_more();
+    }
+    Ok(Some(incoming))
+}
+
 /// What [`receive`] got.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Received {
-    Message(Vec<u8>),
+    Message(Incoming),
     /// The timeout passed with nothing to read.
     TimedOut,
     /// Ctrl-C or SIGTERM arrived.
     Stopped,
+    /// The connection was lost and made again ([`crate::Link::receive`]
+    /// only): a request sent before it may need sending again.
+    Reconnected,
 }
 
 /// Receives one message, as a blocking `recv` would, but gives up after
-/// `timeout` and on Ctrl-C. A message already waiting is taken at once:
-/// polling before each message of a stream would cost a system call each.
+/// `timeout` (`None`: never) and on Ctrl-C.
 pub fn receive(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Received> {
+    let deadline = timeout.map(|timeout| Instant::now() + timeout);
+    let mut poller = Poller::new();
+    poller.register(socket);
     loop {
-        if stop::requested() {
-            return Ok(Received::Stopped);
+        if let Some(message) = take(socket)? {
+            return Ok(Received::Message(message));
         }
-        match socket.recv_bytes(zmq::DONTWAIT) {
-            Ok(message) => return Ok(Received::Message(message)),
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => {}
-            Err(error) => return Err(error).context("cannot receive a message"),
-        }
-        match wait_for_message(socket, timeout)? {
+        let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        match poller.poll(left)? {
             Polled::Ready => {}
             Polled::TimedOut => return Ok(Received::TimedOut),
             Polled::Stopped => return Ok(Received::Stopped),
         }
-    }
-}
-
-/// The messages already waiting on `socket`, taken without waiting for
-/// more; it ends when none is left or a stop is requested.
-///
-/// Once a poll says a socket is readable, a stream is read a batch at a
-/// time (`waiting(socket).take(100)`) instead of polling before each
-/// message: every poll is a system call. Each message is a `zmq::Message`,
-/// read as bytes through `&message`: receiving it copies nothing.
-pub fn waiting(socket: &zmq::Socket) -> impl Iterator<Item = Result<zmq::Message>> + '_ {
-    std::iter::from_fn(move || {
-        if stop::requested() {
-            return None;
-        }
-        let mut message = zmq::Message::new();
-        match socket.recv(&mut message, zmq::DONTWAIT) {
-            Ok(()) => Some(Ok(message)),
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => None,
-            Err(error) => Some(Err(error).context("cannot receive a message")),
-        }
-    })
-}
-
-/// Waits for a message on one socket, as a blocking `recv` would, but gives
-/// up after `timeout` and on Ctrl-C.
-pub fn wait_for_message(socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Polled> {
-    // In a stream a message is usually waiting: then there is no poller to build.
-    if has_message(socket)? && !stop::requested() {
-        return Ok(Polled::Ready);
-    }
-    let mut poller = Poller::new();
-    poller.register(socket);
-    poller.poll(timeout)
-}
-
-/// True if a message is waiting on `socket` (ZMQ_EVENTS), without waiting.
-fn has_message(socket: &zmq::Socket) -> Result<bool> {
-    match socket.get_events() {
-        Ok(events) => Ok(events.contains(zmq::POLLIN)),
-        // A signal interrupted the call: say "nothing yet", and the caller's
-        // loop looks at the stop flag.
-        Err(zmq::Error::EINTR) => Ok(false),
-        Err(error) => Err(error).context("cannot poll sockets"),
     }
 }

@@ -2,32 +2,25 @@
 //! received, accepted ones in the program's own table and rejected ones,
 //! raw, with the reason, in `rejected`, so that nothing a peer sent is lost.
 //!
-//! The database has a thread of its own, the writer: [`Store::insert`]
-//! hands it the row over a channel and returns, so the receive loop never
-//! waits for the disk, and the two share the machine's cores. The writer
-//! commits in batches, one transaction each, within [`BATCH`] of the first
-//! row's arrival: a fast stream costs one commit per batch instead of one
-//! per row. [`Store::close`] waits until the last row is committed.
+//! Rows wait in memory until [`Store::commit`], which writes them in one
+//! transaction; a program commits before it prints what it received, so a
+//! printed line is a committed row, even if the program is killed.
+//!
+//! Trap: another program may hold the database's write lock (`sqlite3`
+//! running a long transaction, say). The store then waits for the lock
+//! instead of failing, and the program does not read its socket meanwhile:
+//! its queue fills up, and the peers block at their high-water mark, which
+//! is ZeroMQ's back-pressure. Only a second Ctrl-C or SIGTERM gives up.
 
-use std::path::Path;
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use chrono::{DateTime, Utc};
-use rusqlite::Connection;
 pub use rusqlite::types::Value;
+use rusqlite::{Connection, ErrorCode};
 
-/// How long a received row may wait before it is committed.
-pub const BATCH: Duration = Duration::from_millis(100);
-
-/// How many waiting rows the writer inserts between two looks at the clock.
-const BURST: usize = 100;
-
-/// How many rows may wait for the writer: when the disk is slower than the
-/// stream, [`Store::insert`] waits, and the senders' queues fill up.
-const WAITING_ROWS: usize = 4096;
+use crate::{note, stop};
 
 const REJECTED: &str = "CREATE TABLE IF NOT EXISTS rejected (
     id          INTEGER PRIMARY KEY,
@@ -39,20 +32,27 @@ const REJECTED: &str = "CREATE TABLE IF NOT EXISTS rejected (
 const INSERT_REJECTED: &str =
     "INSERT INTO rejected (payload, reason, received_at) VALUES (?1, ?2, ?3)";
 
-/// The way to an open database, or, without `--store`, nothing: then every
-/// call does nothing and nothing touches the disk.
+/// How much of a row SQLite refused is kept, as text, in `rejected`.
+const REFUSED_BYTES: usize = 1024;
+
+/// An open database, or, without `--store`, nothing: then every call does
+/// nothing and nothing touches the disk.
 pub struct Store {
-    writer: Option<Writer>,
+    database: Option<Database>,
 }
 
-/// The writer thread, and the channel to it.
-struct Writer {
-    rows: SyncSender<Row>,
-    thread: JoinHandle<Result<()>>,
+struct Database {
+    connection: Connection,
+    path: PathBuf,
+    /// The program's name, for what it says on stderr.
+    program: &'static str,
+    /// Rows received since the last commit.
+    rows: Vec<Row>,
+    clock: Clock,
 }
 
-/// One row for the writer: its INSERT statement, whose parameters are the
-/// values and then, last, `received_at`.
+/// One row: its INSERT statement, whose parameters are the values and
+/// then, last, `received_at`.
 struct Row {
     insert: &'static str,
     values: Vec<Value>,
@@ -63,16 +63,29 @@ impl Store {
     /// Opens the database at `path`, creating it if missing, and creates the
     /// tables of `schema` and `rejected` if they are not there yet. Fails
     /// at once if the file cannot be written. With no path, stores nothing.
-    pub fn open(path: Option<&Path>, schema: &str) -> Result<Store> {
+    pub fn open(path: Option<&Path>, schema: &str, program: &'static str) -> Result<Store> {
         let Some(path) = path else {
-            return Ok(Store { writer: None });
+            return Ok(Store { database: None });
         };
+        let folder = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty());
+        if let Some(folder) = folder.filter(|folder| !folder.is_dir()) {
+            bail!(
+                "cannot open the store {}: there is no folder {}",
+                path.display(),
+                folder.display()
+            );
+        }
         let open = || -> rusqlite::Result<Connection> {
             let connection = Connection::open(path)?;
-            // Write-ahead logging lets `sqlite3` read while we write; a
-            // commit then needs no sync of the whole database.
+            // Write-ahead logging lets `sqlite3` read while we write, and
+            // makes a commit cheap: one write to the log, no sync.
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "NORMAL")?;
+            // A locked database makes a statement wait this long, then
+            // fail with "busy": the store tries again, looking at Ctrl-C.
+            connection.busy_timeout(stop::SLICE)?;
             // BEGIN IMMEDIATE takes the write lock: a read-only file fails here.
             connection.execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))?;
             Ok(connection)
@@ -85,112 +98,146 @@ impl Store {
             };
             anyhow::anyhow!("cannot open the store {}: {reason}", path.display())
         })?;
-        let (rows, received) = std::sync::mpsc::sync_channel(WAITING_ROWS);
-        let thread = std::thread::Builder::new()
-            .name("store".to_owned())
-            .spawn(move || write(&connection, &received))
-            .context("cannot start the store's writer thread")?;
+        note!("{program}: storing what it receives in {}", path.display());
         Ok(Store {
-            writer: Some(Writer { rows, thread }),
+            database: Some(Database {
+                connection,
+                path: path.to_owned(),
+                program,
+                rows: Vec::new(),
+                clock: Clock::default(),
+            }),
         })
     }
 
-    /// Stores a row received now: `insert` is an INSERT statement whose
-    /// parameters are `values` and then, last, `received_at`, which the
-    /// store fills in.
-    pub fn insert(&mut self, insert: &'static str, values: Vec<Value>) -> Result<()> {
-        let Some(writer) = &self.writer else {
-            return Ok(());
-        };
-        let row = Row {
-            insert,
-            values,
-            received_at: SystemTime::now(),
-        };
-        if writer.rows.send(row).is_err() {
-            // The writer stopped, and says why.
-            return self.close();
+    /// Keeps a row received now, until the next [`Store::commit`]: `insert`
+    /// is an INSERT statement whose parameters are `values` and then, last,
+    /// `received_at`, which the store fills in.
+    pub fn insert(&mut self, insert: &'static str, values: Vec<Value>) {
+        if let Some(database) = &mut self.database {
+            database.rows.push(Row {
+                insert,
+                values,
+                received_at: SystemTime::now(),
+            });
         }
-        Ok(())
     }
 
     /// Keeps a rejected message, byte for byte, with the reason.
-    pub fn reject(&mut self, payload: &[u8], reason: &str) -> Result<()> {
+    pub fn reject(&mut self, payload: &[u8], reason: &str) {
         let values = vec![payload.to_vec().into(), reason.to_owned().into()];
-        self.insert(INSERT_REJECTED, values)
+        self.insert(INSERT_REJECTED, values);
     }
 
-    /// Waits until every row stored so far is committed; call it before
-    /// exiting. Says what went wrong if the writer failed.
-    pub fn close(&mut self) -> Result<()> {
-        let Some(Writer { rows, thread }) = self.writer.take() else {
+    /// Writes every row kept since the last commit, in one transaction.
+    /// While another program holds the lock it waits; a second Ctrl-C or
+    /// SIGTERM gives up, and then the rows are lost and it says how many.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(database) = &mut self.database else {
             return Ok(());
         };
-        // Closing the channel tells the writer to commit and stop.
-        drop(rows);
-        thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("the store's writer thread panicked"))?
+        let mut waited = false;
+        loop {
+            match database.write() {
+                Ok(()) => break,
+                Err(error) if is_busy(&error) => {
+                    if !waited {
+                        note!(
+                            "{}: the store {} is locked by another program; waiting for it (a second Ctrl-C gives up)",
+                            database.program,
+                            database.path.display()
+                        );
+                        waited = true;
+                    }
+                    if stop::signals() >= 2 {
+                        let rows = database.rows.len();
+                        database.rows.clear();
+                        bail!(
+                            "{rows} received rows not stored: the store {} is locked",
+                            database.path.display()
+                        );
+                    }
+                }
+                Err(error) => {
+                    return Err(error).context(format!(
+                        "cannot write to the store {}",
+                        database.path.display()
+                    ));
+                }
+            }
+        }
+        if waited {
+            note!(
+                "{}: the store {} is free again",
+                database.program,
+                database.path.display()
+            );
+        }
+        database.rows.clear();
+        Ok(())
     }
 }
 
 impl Drop for Store {
     /// A program that stops on an error still commits what it received.
     fn drop(&mut self) {
-        let _ = self.close();
+        let _ = self.commit();
     }
 }
 
-/// The writer thread: each turn of its loop is one batch, one transaction,
-/// from the first row that comes until [`BATCH`] later; the channel's
-/// closing commits the last one.
-fn write(connection: &Connection, rows: &Receiver<Row>) -> Result<()> {
-    let mut clock = Clock::default();
-    while let Ok(first) = rows.recv() {
-        connection
-            .execute_batch("BEGIN")
-            .context("cannot write to the store")?;
-        let deadline = Instant::now() + BATCH;
-        insert(connection, &mut clock, first)?;
-        let closed = loop {
-            // What is waiting already, a burst at a time between two looks
-            // at the clock: read for every row, the clock took a tenth of
-            // the writer's time.
-            for row in rows.try_iter().take(BURST) {
-                insert(connection, &mut clock, row)?;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break false;
-            }
-            match rows.recv_timeout(left) {
-                Ok(row) => insert(connection, &mut clock, row)?,
-                Err(RecvTimeoutError::Timeout) => break false,
-                Err(RecvTimeoutError::Disconnected) => break true,
-            }
-        };
-        connection
-            .execute_batch("COMMIT")
-            .context("cannot commit to the store")?;
-        if closed {
-            break;
+impl Database {
+    /// One transaction: every row, or none if the lock cannot be had.
+    fn write(&mut self) -> rusqlite::Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
         }
+        let transaction = self
+            .connection
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for row in &self.rows {
+            let received_at = self.clock.text(row.received_at).to_owned();
+            match insert(&transaction, row.insert, &row.values, &received_at) {
+                Ok(()) => {}
+                Err(error) if is_busy(&error) => return Err(error),
+                // A row SQLite refuses (too big, a constraint) is a
+                // rejection: the store goes on.
+                Err(error) => {
+                    let mut shown = format!("{:?}", row.values);
+                    let cut = (0..=REFUSED_BYTES.min(shown.len()))
+                        .rev()
+                        .find(|&index| shown.is_char_boundary(index));
+                    shown.truncate(cut.unwrap_or(0));
+                    let reason = format!("SQLite refused the row: {error}");
+                    crate::console::reject(&reason, shown.as_bytes());
+                    let values = [shown.into_bytes().into(), reason.into()];
+                    insert(&transaction, INSERT_REJECTED, &values, &received_at)?;
+                }
+            }
+        }
+        transaction.commit()
     }
-    Ok(())
 }
 
-/// Inserts one row, `received_at` last.
-fn insert(connection: &Connection, clock: &mut Clock, row: Row) -> Result<()> {
-    let mut insert = || -> rusqlite::Result<()> {
-        let mut statement = connection.prepare_cached(row.insert)?;
-        for (index, value) in (1..).zip(&row.values) {
-            statement.raw_bind_parameter(index, value)?;
-        }
-        let received_at = clock.text(row.received_at);
-        statement.raw_bind_parameter(row.values.len() + 1, received_at)?;
-        statement.raw_execute().map(drop)
-    };
-    insert().context("cannot store a row")
+/// Runs one INSERT: the values, then `received_at`.
+fn insert(
+    connection: &Connection,
+    insert: &str,
+    values: &[Value],
+    received_at: &str,
+) -> rusqlite::Result<()> {
+    let mut statement = connection.prepare_cached(insert)?;
+    for (index, value) in (1..).zip(values) {
+        statement.raw_bind_parameter(index, value)?;
+    }
+    statement.raw_bind_parameter(values.len() + 1, received_at)?;
+    statement.raw_execute().map(drop)
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
 }
 
 /// The text of `received_at`: UTC, ISO 8601, to the millisecond
@@ -214,5 +261,45 @@ impl Clock {
             self.text = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
         }
         &self.text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("small.db");
+        let schema = "CREATE TABLE IF NOT EXISTS small (
+            n INTEGER NOT NULL CHECK (n < 10), received_at TEXT NOT NULL)";
+        let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
+        let mut store = Store::open(Some(&path), schema, "test").unwrap();
+        for n in [1, 20, 3] {
+            store.insert(insert, vec![Value::Integer(n)]);
+        }
+        store.commit().unwrap();
+        store.insert(insert, vec![Value::Integer(4)]);
+        store.commit().unwrap();
+
+        let connection = Connection::open(&path).unwrap();
+        let stored: Vec<i64> = connection
+            .prepare("SELECT n FROM small ORDER BY rowid")
+            .unwrap()
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(stored, [1, 3, 4]);
+        let (payload, reason): (Vec<u8>, String) = connection
+            .query_row("SELECT payload, reason FROM rejected", [], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(payload, b"[Integer(20)]");
+        assert!(reason.starts_with("SQLite refused the row: "), "{reason}");
     }
 }

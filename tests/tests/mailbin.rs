@@ -113,7 +113,7 @@ fn faker_pushes_forms_of_seven_strings_with_the_right_shapes() {
     assert!(faker.success(), "{faker:?}");
     // With no pause, forms may be pushed before the connection is made:
     // then the faker says it waits for them to go out, and they do.
-    assert_eq!(faker.stderr[0], "faker: 5 forms pushed");
+    assert_eq!(faker.stderr, ["faker: 5 forms made"]);
     assert!(!faker.stderr.iter().any(|line| line.contains("dropped")));
     // What it printed is what it pushed.
     assert_eq!(printed_forms(&faker), forms);
@@ -253,7 +253,10 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
 fn faker_keeps_its_forms_until_a_mailbin_starts() {
     let port = free_port().to_string();
     let mut faker = faker(&port, &["--count", "3"]);
-    faker.wait_for_stderr("faker: waiting for a mailbin to take 3 queued forms", WAIT);
+    faker.wait_for_stderr(
+        &format!("faker: waiting for a mailbin at tcp://127.0.0.1:{port} to take 3 queued forms (Ctrl-C or SIGTERM drops them)"),
+        WAIT,
+    );
     let mailbin = mailbin(&port, &["--count", "3"]).finish(WAIT);
     assert!(mailbin.success(), "{mailbin:?}");
     assert_eq!(mailbin.stdout.len(), 4, "{mailbin:?}");
@@ -270,9 +273,11 @@ fn faker_with_linger_and_no_mailbin_says_what_it_dropped() {
     assert_eq!(
         faker.stderr,
         [
-            "faker: 3 forms pushed",
-            "faker: waiting for a mailbin to take 3 queued forms (Ctrl-C again to drop them)",
-            "faker: up to 3 forms dropped",
+            format!(
+                "faker: waiting for a mailbin at tcp://127.0.0.1:{port} to take 3 queued forms (Ctrl-C or SIGTERM drops them, and so does --linger 200ms)"
+            ),
+            "faker: 3 forms made".to_owned(),
+            "faker: up to 3 forms dropped (never sent)".to_owned(),
         ]
     );
 }
@@ -353,7 +358,7 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
             .unwrap();
         mailbin.wait_for_stdout("Mailbin received a form from Ada", WAIT);
         let finished = mailbin.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "mailbin: 1 forms received, 1 rejected");
+        assert_stopped_cleanly(&finished, "mailbin: 1 form received, 1 rejected");
     }
 }
 
@@ -369,7 +374,7 @@ fn faker_stops_cleanly_on_sigint_and_sigterm() {
         mailbin.wait_for_stdout("Mailbin received a form from", WAIT);
         faker.wait_for_stdout("service_uri", WAIT);
         let finished = faker.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "forms pushed");
+        assert_stopped_cleanly(&finished, "made");
         assert!(
             !finished.stderr.iter().any(|line| line.contains("dropped")),
             "{finished:?}"

@@ -206,6 +206,6 @@ fn subscriber_stops_cleanly_on_sigint_and_sigterm() {
         let mut subscriber = subscriber;
         subscriber.wait_for_stdout("10001 20", WAIT);
         let finished = subscriber.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "sub_client: stopped after 1 updates");
+        assert_stopped_cleanly(&finished, "sub_client: stopped after 1 update");
     }
 }

@@ -63,22 +63,34 @@ fn client_with_timeout_and_no_server_fails_clearly() {
 }
 
 #[test]
-fn server_replies_to_any_request_and_keeps_serving() {
+fn server_answers_any_request_and_keeps_serving() {
     let port = free_port().to_string();
     let mut server = server(&port, &[]);
     let context = zmq::Context::new();
     let socket = tests::socket(&context, zmq::REQ);
     socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
 
-    // Two frames, a newline and a byte that is not UTF-8: still one request.
-    socket
-        .send_multipart([&b"odd\n"[..], &b"\xff"[..]], 0)
-        .unwrap();
+    // A newline and a byte that is not UTF-8: shown escaped, on one line.
+    socket.send(&b"odd\n\xff"[..], 0).unwrap();
     assert_eq!(
         socket.recv_bytes(0).unwrap(),
         format!("World from {port}").as_bytes()
     );
     server.wait_for_stdout("Received request: odd\\n\\xff", WAIT);
+
+    // Two frames: rejected as such, and still answered, or REP could
+    // never receive again.
+    socket
+        .send_multipart([&b"Hello"[..], &b"again"[..]], 0)
+        .unwrap();
+    assert_eq!(
+        socket.recv_bytes(0).unwrap(),
+        format!("World from {port}").as_bytes()
+    );
+    server.wait_for_stderr(
+        "rejected: request a message of 2 frames (10 bytes) where one frame was expected: Hello",
+        WAIT,
+    );
 
     socket.send("Hello", 0).unwrap();
     assert_eq!(

@@ -225,9 +225,13 @@ fn a_store_that_cannot_be_opened_fails_before_binding() {
     // The port is taken: had the program bound first, it would say so.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
+    let no_folder = format!(
+        "there is no folder {}",
+        directory.path().join("no/such/folder").display()
+    );
     for (store, reason) in [
         (corrupt.as_path(), "file is not a database"),
-        (missing.as_path(), "unable to open database file"),
+        (missing.as_path(), no_folder.as_str()),
         (read_only, "unable to open database file"),
     ] {
         for program in ["saver", "mailbin"] {

@@ -214,7 +214,7 @@ fn results_queued_while_no_saver_runs_arrive_when_it_starts() {
     assert!(computer.success(), "{computer:?}");
     assert_eq!(
         computer.stderr.last().unwrap(),
-        "computer: unit 61 pushed 5 results, answered 0 commands"
+        "computer: unit 61 computed 5 results, answered 0 commands"
     );
 }
 
@@ -231,7 +231,7 @@ fn results_queued_before_ctrl_c_arrive_when_a_saver_starts() {
         Some((_, rest)) => rest.split(' ').next().unwrap().parse().unwrap(),
         None => {
             assert!(
-                said.ends_with("pushed 0 results, answered 0 commands"),
+                said.ends_with("computed 0 results, answered 0 commands"),
                 "{said}"
             );
             0
@@ -260,7 +260,7 @@ fn computer_without_saver_drops_its_results_when_linger_runs_out() {
     assert_eq!(computer.code(), Some(1), "{computer:?}");
     assert_eq!(
         computer.stderr.last().unwrap(),
-        "computer: up to 3 results dropped"
+        "computer: up to 3 results dropped (never sent)"
     );
 }
 
@@ -274,7 +274,7 @@ fn second_ctrl_c_drops_queued_results_at_once() {
     assert_eq!(computer.code(), Some(1), "{computer:?}");
     assert_eq!(
         computer.stderr.last().unwrap(),
-        "computer: up to 4 results dropped"
+        "computer: up to 4 results dropped (never sent)"
     );
     assert!(!computer.stderr.join("\n").contains("panicked"));
 }
@@ -289,9 +289,9 @@ fn stopping_one_computer_leaves_the_saver_and_the_other_running() {
     saver.wait_for_stdout("\"unit\":72,\"counter\":2,", WAIT);
 
     let first = first.stop(Signal::SIGINT, WAIT);
-    assert_stopped_cleanly(&first, "computer: unit 71 pushed");
+    assert_stopped_cleanly(&first, "computer: unit 71 computed");
     let pushed: i64 = first.stderr[0]
-        .split(" pushed ")
+        .split(" computed ")
         .nth(1)
         .unwrap()
         .split(' ')
@@ -398,7 +398,7 @@ fn computer_rejects_commands_that_are_not_json_and_answers_the_next() {
         WAIT,
     );
     let computer = computer.stop(Signal::SIGTERM, WAIT);
-    assert_stopped_cleanly(&computer, "answered 1 commands");
+    assert_stopped_cleanly(&computer, "answered 1 command");
 }
 
 #[test]
@@ -438,7 +438,7 @@ fn every_program_stops_cleanly_on_sigint_and_sigterm() {
             &command.stop(signal, WAIT),
             "command: stopped; 1 computers answered",
         );
-        assert_stopped_cleanly(&computer.stop(signal, WAIT), "computer: unit 91 pushed");
+        assert_stopped_cleanly(&computer.stop(signal, WAIT), "computer: unit 91 computed");
         assert_stopped_cleanly(&saver.stop(signal, WAIT), "results received, 0 rejected");
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{Datelike as _, Days, Local};
 use clap::Parser;
-use examples_common::{Delivery, Outbox, cli, note, say, stop};
+use examples_common::{Delivery, Outbox, cli, console, note, say, stop};
 use fake::Fake as _;
 use fake::faker::internet::en::{FreeEmail, IPv4, UserAgent};
 use fake::faker::name::en::{FirstName, LastName};
@@ -43,7 +43,7 @@ struct Args {
     /// Make the same sequence of forms on every run with this seed (default: random)
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
-    /// At exit, how long to wait for a mailbin to take queued forms (default: until one does)
+    /// At exit, how long to wait for queued forms to be sent (default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
 }
@@ -56,7 +56,8 @@ fn main() -> ExitCode {
 fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Socket for sending forms to the mailbin.
-    let mut save_sender = Outbox::connect(&context, &examples_common::tcp(&args.host, args.port))?;
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    let mut save_sender = Outbox::connect(&context, &endpoint, ["faker", "mailbin", "forms"])?;
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),
@@ -77,20 +78,18 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Take it easy.
         stop::sleep(args.interval);
     }
-    note!("faker: {pushed} forms pushed");
 
     // Trap: forms still queued for a mailbin that is not there would hold
-    // up the exit; wait for one deliberately, or drop them and say so.
-    let queued = save_sender.queued_after(Duration::from_millis(100))?;
-    if queued > 0 {
-        note!(
-            "faker: waiting for a mailbin to take {queued} queued forms (Ctrl-C again to drop them)"
-        );
-    }
-    match save_sender.finish(args.linger)? {
-        Delivery::Delivered => Ok(ExitCode::SUCCESS),
+    // up the exit; wait for them to leave, deliberately, or drop them and say so.
+    let delivery = save_sender.finish(context, args.linger)?;
+    note!("faker: {} made", console::count(pushed, ["form", "forms"]));
+    match delivery {
+        Delivery::Sent => Ok(ExitCode::SUCCESS),
         Delivery::Dropped(dropped) => {
-            note!("faker: up to {dropped} forms dropped");
+            note!(
+                "faker: up to {} dropped (never sent)",
+                console::count(dropped, ["form", "forms"])
+            );
             Ok(ExitCode::FAILURE)
         }
     }

@@ -42,7 +42,7 @@ use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
 use examples_common::store::Store;
-use examples_common::{Polled, Poller, cli, console, note, say};
+use examples_common::{Incoming, Polled, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form, this_month_so_far};
 use serde_json::Value;
 
@@ -91,7 +91,7 @@ const INSERT: &str = "INSERT INTO forms
 
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
-    let mut store = Store::open(args.store.as_deref(), FORMS)?;
+    let mut store = Store::open(args.store.as_deref(), FORMS, "mailbin")?;
 
     let context = zmq::Context::new();
     // Socket to receive the forms that fakers push.
@@ -103,45 +103,85 @@ fn collect(args: &Args) -> Result<ExitCode> {
     // Forms are checked through a poller.
     let mut poller = Poller::new();
     let forms = poller.register(&form_receiver);
-    let (mut received, mut rejected) = (0, 0);
-    while args.count.is_none_or(|count| received < count) {
+    let mut mailbin = Mailbin::default();
+    while args.count.is_none_or(|count| mailbin.received < count) {
         if poller.poll(None)? == Polled::Stopped {
+            // A clean stop: take no more, and keep what reached us already.
+            examples_common::stop_accepting(&form_receiver)?;
+            while let Some(message) = examples_common::take(&form_receiver)? {
+                mailbin.read(message, &mut store);
+            }
+            mailbin.keep(&mut store)?;
             break;
         }
         if poller.is_readable(forms) {
-            // A message of several frames is still one form post.
-            let message = form_receiver.recv_multipart(0)?.concat();
-            match read_form(&message) {
-                Ok(form) => {
-                    let sender = format!("{} {} {}", form.first_name, form.last_name, form.email);
-                    say!(
-                        "Mailbin received a form from {}",
-                        console::shown(sender.as_bytes())
-                    );
-                    let row = vec![
-                        form.first_name.into(),
-                        form.last_name.into(),
-                        form.email.into(),
-                        form.created_at.into(),
-                        form.ip.into(),
-                        form.user_agent.into(),
-                        form.service_uri.into(),
-                    ];
-                    store.insert(INSERT, row)?;
-                    received += 1;
-                }
-                Err(problem) => {
-                    console::reject(&problem, &message);
-                    store.reject(&message, &problem)?;
-                    rejected += 1;
-                }
+            if let Some(message) = examples_common::take(&form_receiver)? {
+                mailbin.read(message, &mut store);
+            }
+            mailbin.keep(&mut store)?;
+        }
+    }
+    note!(
+        "mailbin: {} received, {} rejected",
+        console::count(mailbin.received, ["form", "forms"]),
+        mailbin.rejected
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the mailbin has read: who sent the forms not printed yet, and its counts.
+#[derive(Default)]
+struct Mailbin {
+    senders: Vec<String>,
+    received: u64,
+    rejected: u64,
+}
+
+impl Mailbin {
+    /// Checks one message: a valid form goes to the store and waits to be
+    /// printed; anything else is rejected at once.
+    fn read(&mut self, message: Incoming, store: &mut Store) {
+        let checked = match message.multipart() {
+            Some(problem) => Err(problem),
+            None => read_form(&message.first),
+        };
+        match checked {
+            Ok(form) => {
+                self.senders.push(format!(
+                    "{} {} {}",
+                    form.first_name, form.last_name, form.email
+                ));
+                let row = vec![
+                    form.first_name.into(),
+                    form.last_name.into(),
+                    form.email.into(),
+                    form.created_at.into(),
+                    form.ip.into(),
+                    form.user_agent.into(),
+                    form.service_uri.into(),
+                ];
+                store.insert(INSERT, row);
+                self.received += 1;
+            }
+            Err(problem) => {
+                console::reject(&problem, &message.first);
+                store.reject(&message.first, &problem);
+                self.rejected += 1;
             }
         }
     }
-    // Everything received is committed before the summary.
-    store.close()?;
-    note!("mailbin: {received} forms received, {rejected} rejected");
-    Ok(ExitCode::SUCCESS)
+
+    /// Commits the forms, then prints them: a printed form is a stored one.
+    fn keep(&mut self, store: &mut Store) -> Result<()> {
+        store.commit()?;
+        for sender in self.senders.drain(..) {
+            say!(
+                "Mailbin received a form from {}",
+                console::whole(sender.as_bytes())
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Reads a form post, or says which field is wrong and how.

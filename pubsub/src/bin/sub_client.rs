@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Received, cli, console, note, say};
+use examples_common::{Link, Received, cli, console, note, say};
 
 /// Averages the temperatures published for one zipcode.
 #[derive(Debug, Parser)]
@@ -63,13 +63,21 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
     // the whole zipcode.
     socket.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
 
+    // Never deaf: a lost connection is made again (see `Link`).
+    let mut updates = Link::watch(&context, &socket, &endpoint, "sub_client")?;
+
     let mut total_temperature: i128 = 0;
     let mut received = 0;
     while received < args.updates {
-        let message = match examples_common::receive(&socket, args.timeout)? {
+        let message = match updates.receive(args.timeout)? {
             Received::Message(message) => message,
+            // What was published meanwhile is gone: a subscriber listens on.
+            Received::Reconnected => continue,
             Received::Stopped => {
-                note!("sub_client: stopped after {received} updates");
+                note!(
+                    "sub_client: stopped after {}",
+                    console::count(received, ["update", "updates"])
+                );
                 return Ok(ExitCode::SUCCESS);
             }
             Received::TimedOut => {
@@ -77,8 +85,12 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
                 bail!("no update from {endpoint} within {timeout}");
             }
         };
-        let Some(temperature) = parse_update(&message, &args.zipcode) else {
-            console::reject("not an update \"<zipcode> <integer>\"", &message);
+        let temperature = match message.multipart() {
+            None => parse_update(&message.first, &args.zipcode),
+            Some(_) => None,
+        };
+        let Some(temperature) = temperature else {
+            console::reject("not an update \"<zipcode> <integer>\"", &message.first);
             continue;
         };
         total_temperature += i128::from(temperature);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Received, cli, console::shown, note, say};
+use examples_common::{Link, Received, cli, console, note, say};
 
 /// Sends "Hello" requests on a REQ socket and prints each reply.
 #[derive(Debug, Parser)]
@@ -47,7 +47,12 @@ fn request(args: &Args) -> Result<ExitCode> {
     // Trap: a request nobody answers stays queued and would hold the
     // program at exit; drop it instead.
     socket.set_linger(0)?;
+    // A REQ socket may send a request again when its reply was lost
+    // (relaxed), and then ignores a late reply to the old one (correlate).
+    socket.set_req_relaxed(true)?;
+    socket.set_req_correlate(true)?;
     examples_common::connect(&socket, &endpoint)?;
+    let mut link = Link::watch(&context, &socket, &endpoint, "reqrep_client")?;
 
     let mut replies = 0;
     for request in 1..=args.requests {
@@ -55,20 +60,38 @@ fn request(args: &Args) -> Result<ExitCode> {
         socket.send("Hello", 0)?;
 
         // Trap: REQ must receive before it sends again, so a lost reply
-        // would block it forever; --timeout bounds the wait.
-        let message = match examples_common::receive(&socket, args.timeout)? {
-            Received::Message(message) => message,
-            Received::Stopped => break,
-            Received::TimedOut => {
-                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
-                bail!("no reply from {endpoint} within {timeout}");
+        // would block it forever; --timeout bounds the wait, and a lost
+        // connection makes us ask again.
+        let reply = loop {
+            match link.receive(args.timeout)? {
+                Received::Message(reply) => break Some(reply),
+                Received::Reconnected => {
+                    note!("reqrep_client: sending request {request} again");
+                    socket.send("Hello", 0)?;
+                }
+                Received::Stopped => break None,
+                Received::TimedOut => {
+                    let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                    bail!("no reply from {endpoint} within {timeout}");
+                }
             }
         };
-        say!("Received reply {request} [ {} ]", shown(&message));
+        let Some(reply) = reply else { break };
+        if let Some(problem) = reply.multipart() {
+            console::reject(format!("reply {problem}"), &reply.first);
+            continue;
+        }
+        say!(
+            "Received reply {request} [ {} ]",
+            console::whole(&reply.first)
+        );
         replies += 1;
     }
     if replies < args.requests {
-        note!("reqrep_client: stopped after {replies} replies");
+        note!(
+            "reqrep_client: stopped after {}",
+            console::count(replies, ["reply", "replies"])
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

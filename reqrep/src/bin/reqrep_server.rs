@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::{Polled, cli, console::shown, note, say};
+use examples_common::{Polled, Poller, cli, console, note, say};
 
 /// Answers every request on a REP socket with "World from <PORT>".
 #[derive(Debug, Parser)]
@@ -58,22 +58,34 @@ fn serve(args: &Args) -> Result<ExitCode> {
     let socket = examples_common::receiver(&context, zmq::REP, &args.limit)?;
     examples_common::bind(&socket, &examples_common::tcp(&args.bind, args.port))?;
 
+    let mut poller = Poller::new();
+    poller.register(&socket);
     let mut replies = 0;
     while args.count.is_none_or(|count| replies < count) {
         // Wait for the next request from a client.
-        if examples_common::wait_for_message(&socket, None)? == Polled::Stopped {
+        if poller.poll(None)? == Polled::Stopped {
             break;
         }
-        // Read every frame: a REP socket must answer the whole request
-        // before it can receive again, whatever the request holds.
-        let request = socket.recv_multipart(0)?.concat();
-        say!("Received request: {}", shown(&request));
+        // Trap: the poll also wakes for a malformed request (no envelope),
+        // which REP then discards: a blocking recv would wait for the next
+        // one. Take what is there without waiting, or poll again.
+        let Some(request) = examples_common::take(&socket)? else {
+            continue;
+        };
+        match request.multipart() {
+            None => say!("Received request: {}", console::whole(&request.first)),
+            Some(problem) => console::reject(format!("request {problem}"), &request.first),
+        }
 
-        // Do some "work", then send the reply back to the client.
+        // Do some "work", then send the reply back to the client: a REP
+        // socket answers every request, or it can never receive again.
         examples_common::stop::sleep(args.delay);
         socket.send(format!("World from {}", args.port).as_bytes(), 0)?;
         replies += 1;
     }
-    note!("reqrep_server: {replies} replies sent");
+    note!(
+        "reqrep_server: {} sent",
+        console::count(replies, ["reply", "replies"])
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -263,7 +263,7 @@ fn vsq() -> Result<String> {
         .last()
         .cloned()
         .unwrap_or_default();
-    let pushed = number_after(&summary, " pushed ")
+    let pushed = number_after(&summary, " computed ")
         .context("computer-1 did not say how many results it pushed")?;
     let last = format!("\"unit\":1,\"counter\":{},", pushed - 1);
     stage.wait_for("saver", &last, STEP)?;

@@ -17,8 +17,9 @@
 //! Two tasks on two threads, each with its own sockets on one shared
 //! context (a ZeroMQ socket must not be shared between threads; a context
 //! may). Results pushed while no saver runs are queued, not lost, and
-//! delivered when one starts: on Ctrl-C the computer waits for that, and a
-//! second Ctrl-C drops them.
+//! sent when one starts: on Ctrl-C the computer waits for that, and a
+//! second Ctrl-C drops them. Whether the saver then kept them, PUSH cannot
+//! tell: it has no acknowledgement.
 //!
 //! Run with `cargo run -p vsq --bin computer`, with `command` and `saver` in
 //! other terminals (see the README for the walk-through).
@@ -28,7 +29,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{Delivery, Outbox, Polled, cli, console, note, say, stop};
+use examples_common::{Delivery, Link, Outbox, Received, cli, console, note, say, stop};
 use rand::RngExt as _;
 use rand_distr::StandardNormal;
 use vsq::{Computation, Reply};
@@ -58,10 +59,10 @@ struct Args {
     /// Pause between two results
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     interval: Duration,
-    /// Stop after this many results, once they are delivered (default: compute forever)
+    /// Stop after this many results, once they are sent (default: compute forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     results: Option<u64>,
-    /// How long to wait at exit for a saver to take queued results (default: until delivered)
+    /// How long to wait at exit for queued results to be sent (default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
     #[command(flatten)]
@@ -79,7 +80,7 @@ fn compute(args: &Args) -> Result<ExitCode> {
         .unwrap_or_else(|| rand::rng().random_range(1..=9999));
     let context = zmq::Context::new();
 
-    let (results, answered) = std::thread::scope(|tasks| {
+    let ((computed, save_sender), answered) = std::thread::scope(|tasks| {
         let cmd_task = tasks.spawn(|| {
             let outcome = cmd_handler(args, &context, unit);
             // Whatever ended this task ends the other one too.
@@ -94,12 +95,21 @@ fn compute(args: &Args) -> Result<ExitCode> {
         anyhow::Ok((results?, answered?))
     })?;
 
-    let pushed = results.pushed;
-    note!("computer: unit {unit} pushed {pushed} results, answered {answered} commands");
-    match results.delivery {
-        Delivery::Delivered => Ok(ExitCode::SUCCESS),
+    // Trap: results still queued for a saver hold up the exit; wait for
+    // them to leave, deliberately, or drop them and say how many.
+    let delivery = save_sender.finish(context, args.linger)?;
+    note!(
+        "computer: unit {unit} computed {}, answered {}",
+        console::count(computed, ["result", "results"]),
+        console::count(answered, ["command", "commands"])
+    );
+    match delivery {
+        Delivery::Sent => Ok(ExitCode::SUCCESS),
         Delivery::Dropped(dropped) => {
-            note!("computer: up to {dropped} results dropped");
+            note!(
+                "computer: up to {} dropped (never sent)",
+                console::count(dropped, ["result", "results"])
+            );
             Ok(ExitCode::FAILURE)
         }
     }
@@ -108,11 +118,14 @@ fn compute(args: &Args) -> Result<ExitCode> {
 /// The command task: answers every command published on the topic.
 fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let host = &args.server_host;
+    let cmd_endpoint = examples_common::tcp(host, args.cmd_port);
     let cmd_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
-    examples_common::connect(&cmd_receiver, &examples_common::tcp(host, args.cmd_port))?;
+    examples_common::connect(&cmd_receiver, &cmd_endpoint)?;
     // Trap: subscriptions match prefixes; the topic and its space match
     // "politiche2013 ..." and not "politiche2013bis ...".
     cmd_receiver.set_subscribe(format!("{} ", args.topic).as_bytes())?;
+    // Never deaf: a lost connection is made again (see `Link`).
+    let mut commands = Link::watch(context, &cmd_receiver, &cmd_endpoint, "computer")?;
     let reply_sender = examples_common::socket(context, zmq::PUSH)?;
     // A reply nobody collects is not worth waiting for at exit.
     reply_sender.set_linger(0)?;
@@ -121,15 +134,20 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let mut answered = 0;
     loop {
         say!("Aye sir, unit {unit} ready for your commands ...");
-        if examples_common::wait_for_message(&cmd_receiver, None)? == Polled::Stopped {
-            return Ok(answered);
-        }
-        let message = cmd_receiver.recv_bytes(0)?;
-        if let Err(problem) = check_command(&message, &args.topic) {
-            console::reject(format!("command {problem}"), &message);
+        let message = match commands.receive(None)? {
+            Received::Message(message) => message,
+            Received::Reconnected => continue,
+            Received::TimedOut | Received::Stopped => return Ok(answered),
+        };
+        let checked = match message.multipart() {
+            Some(problem) => Err(problem),
+            None => check_command(&message.first, &args.topic),
+        };
+        if let Err(problem) = checked {
+            console::reject(format!("command {problem}"), &message.first);
             continue;
         }
-        say!("Message received: '{}'", console::shown(&message));
+        say!("Message received: '{}'", console::whole(&message.first));
 
         say!("Sending reply to server");
         let reply = Reply {
@@ -150,16 +168,12 @@ fn check_command(message: &[u8], topic: &str) -> Result<(), String> {
     vsq::parse_object::<serde_json::Map<String, serde_json::Value>>(body).map(drop)
 }
 
-/// What the main task did.
-struct Pushed {
-    pushed: u64,
-    delivery: Delivery,
-}
-
-/// The main task: computes results and pushes them to the saver.
-fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Pushed> {
+/// The main task: computes results and pushes them to the saver. Returns
+/// how many it computed, and the socket that may still hold some.
+fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<(u64, Outbox)> {
     let save_endpoint = examples_common::tcp(&args.server_host, args.save_port);
-    let mut save_sender = Outbox::connect(context, &save_endpoint)?;
+    let mut save_sender =
+        Outbox::connect(context, &save_endpoint, ["computer", "saver", "results"])?;
 
     let mut rng = rand::rng();
     // One buffer for every result's JSON, rather than one allocation each.
@@ -182,16 +196,5 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<P
             stop::sleep(args.interval);
         }
     }
-
-    let queued = save_sender.queued_after(Duration::from_millis(100))?;
-    if queued > 0 {
-        note!(
-            "computer: waiting for a saver at {save_endpoint} to take {queued} queued results (Ctrl-C again to drop them)"
-        );
-    }
-    let delivery = save_sender.finish(args.linger)?;
-    Ok(Pushed {
-        pushed: counter,
-        delivery,
-    })
+    Ok((counter, save_sender))
 }

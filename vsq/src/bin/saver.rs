@@ -26,7 +26,12 @@
 //! arrive as soon as it starts.
 //!
 //! With `--store results.db` every result is also kept in an SQLite
-//! database, and so is every rejected message, with the reason.
+//! database, and so is every rejected message, with the reason. A result
+//! is printed once its row is committed: a printed result is a kept one.
+//!
+//! Ctrl-C stops it cleanly: it stops accepting, then keeps and prints what
+//! had already reached it. What was still on the network is lost: PUSH and
+//! PULL have no acknowledgement.
 //!
 //! Run with `cargo run -p vsq --bin saver`, with one or more `computer`s in
 //! other terminals. Ctrl-C stops it.
@@ -37,7 +42,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Parser;
 use examples_common::store::Store;
-use examples_common::{Polled, Poller, cli, console, note, say};
+use examples_common::{Incoming, Polled, Poller, cli, console, note, say};
 use vsq::Computation;
 
 /// Receives the computers' results on a PULL socket and prints them.
@@ -84,7 +89,7 @@ const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
 
 fn save(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
-    let mut store = Store::open(args.store.as_deref(), RESULTS)?;
+    let mut store = Store::open(args.store.as_deref(), RESULTS, "saver")?;
 
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
@@ -94,43 +99,81 @@ fn save(args: &Args) -> Result<ExitCode> {
     let req_index = poller.register(&req_receiver);
     say!("Listening to save requests from computers");
 
-    let (mut received, mut rejected) = (0, 0);
-    'serve: while args.count.is_none_or(|count| received < count) {
+    let mut saver = Saver::default();
+    while args.count.is_none_or(|count| saver.received < count) {
         if poller.poll(None)? == Polled::Stopped {
+            // A clean stop: take no more, and keep what reached us already.
+            examples_common::stop_accepting(&req_receiver)?;
+            while let Some(message) = examples_common::take(&req_receiver)? {
+                saver.read(message, &mut store);
+            }
+            saver.keep(&mut store)?;
             break;
         }
         if poller.is_readable(req_index) {
             // Take what is waiting, up to a burst, before polling again: a
-            // stream then costs one poll per burst, not one per result.
-            for message in examples_common::waiting(&req_receiver).take(BURST) {
-                let message = message?;
-                match vsq::parse_object::<Computation>(&message) {
-                    Ok(result) => {
-                        say!("Computer requested a save: {}", console::shown(&message));
-                        let row = vec![
-                            result.unit.into(),
-                            result.counter.into(),
-                            result.x.into(),
-                            result.y.into(),
-                        ];
-                        store.insert(INSERT, row)?;
-                        received += 1;
-                    }
-                    Err(problem) => {
-                        let problem = format!("result {problem}");
-                        console::reject(&problem, &message);
-                        store.reject(&message, &problem)?;
-                        rejected += 1;
-                    }
+            // stream then costs one poll and one commit per burst, not per result.
+            while saver.burst.len() < BURST && args.count.is_none_or(|count| saver.received < count)
+            {
+                match examples_common::take(&req_receiver)? {
+                    Some(message) => saver.read(message, &mut store),
+                    None => break,
                 }
-                if args.count == Some(received) {
-                    break 'serve;
-                }
+            }
+            saver.keep(&mut store)?;
+        }
+    }
+    note!(
+        "saver: {} received, {} rejected",
+        console::count(saver.received, ["result", "results"]),
+        saver.rejected
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What the saver has read: the results of this burst, and its counts.
+#[derive(Default)]
+struct Saver {
+    burst: Vec<zmq::Message>,
+    received: u64,
+    rejected: u64,
+}
+
+impl Saver {
+    /// Checks one message: a result goes to the store and waits to be
+    /// printed; anything else is rejected at once.
+    fn read(&mut self, message: Incoming, store: &mut Store) {
+        let checked = match message.multipart() {
+            Some(problem) => Err(problem),
+            None => vsq::parse_object::<Computation>(&message.first),
+        };
+        match checked {
+            Ok(result) => {
+                let row = vec![
+                    result.unit.into(),
+                    result.counter.into(),
+                    result.x.into(),
+                    result.y.into(),
+                ];
+                store.insert(INSERT, row);
+                self.burst.push(message.first);
+                self.received += 1;
+            }
+            Err(problem) => {
+                let problem = format!("result {problem}");
+                console::reject(&problem, &message.first);
+                store.reject(&message.first, &problem);
+                self.rejected += 1;
             }
         }
     }
-    // Everything received is committed before the summary.
-    store.close()?;
-    note!("saver: {received} results received, {rejected} rejected");
-    Ok(ExitCode::SUCCESS)
+
+    /// Commits the burst, then prints it: a printed result is a stored one.
+    fn keep(&mut self, store: &mut Store) -> Result<()> {
+        store.commit()?;
+        for message in self.burst.drain(..) {
+            say!("Computer requested a save: {}", console::whole(&message));
+        }
+        Ok(())
+    }
 }
