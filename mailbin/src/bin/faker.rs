@@ -34,7 +34,7 @@ struct Args {
     /// Port of the mailbin
     #[arg(long, default_value_t = examples_common::MAILBIN_PORT, value_parser = cli::port())]
     port: u16,
-    /// Pause between two forms
+    /// Pause between two forms (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = cli::duration)]
     interval: Duration,
     /// Stop after this many forms (default: push forever)
@@ -43,7 +43,7 @@ struct Args {
     /// Make the same sequence of forms on every run with this seed (default: random)
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
-    /// At exit, how long to wait for a mailbin to take queued forms (default: until one does)
+    /// At exit, how long to wait for a mailbin to take queued forms (a duration: 250ms, 1s, 2m; default: until one does)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
 }

@@ -55,13 +55,13 @@ struct Args {
     /// This computer's unit number (default: random)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9999))]
     unit: Option<u16>,
-    /// Pause between two results
+    /// Pause between two results (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     interval: Duration,
     /// Stop after this many results, once they are delivered (default: compute forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     results: Option<u64>,
-    /// How long to wait at exit for a saver to take queued results (default: until delivered)
+    /// How long to wait at exit for a saver to take queued results (a duration: 250ms, 1s, 2m; default: until delivered)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
     #[command(flatten)]
