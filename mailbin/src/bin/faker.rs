@@ -67,11 +67,12 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Simulate mail form content.
         let form = fake_form(&mut rng);
 
-        // Send the form to the mailbin, and show it.
+        // Show the form, then send it to the mailbin: shown first, it comes
+        // before any line the mailbin prints about it.
+        say!("{}", serde_json::to_string_pretty(&form)?);
         if !save_sender.push(serde_json::to_string(&form)?.as_bytes())? {
             break;
         }
-        say!("{}", serde_json::to_string_pretty(&form)?);
         pushed += 1;
 
         // Take it easy.
