@@ -124,10 +124,16 @@ fn assert_causes_come_first(lines: &[String]) {
     before(last(lines, "faker-1 | }"), summary);
     before(last(lines, "faker-2 | }"), summary);
     before(last(lines, "mailbin | Mailbin received a form"), summary);
-    before(
-        first(lines, "faker-1 | }"),
-        first(lines, "mailbin | Mailbin received a form"),
-    );
+    for (at, line) in lines.iter().enumerate() {
+        let Some((_, sender)) = line.split_once("mailbin | Mailbin received a form from ") else {
+            continue;
+        };
+        let first_name = sender.split(' ').next().unwrap();
+        before(
+            first(lines, &format!("\"first_name\": \"{first_name}\",")),
+            at,
+        );
+    }
 }
 
 #[test]
