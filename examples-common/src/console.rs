@@ -3,11 +3,15 @@
 //! program shows each line at once while a burst goes out in blocks (one
 //! `println!` per message would lock and write once per line). Rejections
 //! and summaries go to stderr.
+//!
+//! The tour, which shows the lines of several programs in one terminal,
+//! sets [`STAMP_LINES`]; a tutorial reader may skip that part.
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::{BufWriter, Stdout, Write as _};
+use std::io::{BufWriter, Stdout, Write};
 use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How much of a payload a rejection shows.
 const SHOWN_BYTES: usize = 200;
@@ -36,13 +40,41 @@ macro_rules! note {
 #[doc(hidden)]
 pub fn note(line: fmt::Arguments<'_>) {
     flush();
+    if *STAMPED {
+        let _ = write_stamped(&mut std::io::stderr().lock(), line);
+        return;
+    }
     eprintln!("{line}");
 }
 
 #[doc(hidden)]
 pub fn say(line: fmt::Arguments<'_>) {
     // A closed stdout (`| head`) must not stop a server: its lines are dropped.
+    if *STAMPED {
+        let _ = write_stamped(&mut *stdout(), line);
+        return;
+    }
     let _ = writeln!(stdout(), "{line}");
+}
+
+/// When this environment variable is set, every line starts with the
+/// moment it was printed, in nanoseconds since the Unix epoch, and is
+/// written at once. The tour reads each program through pipes of its own,
+/// and sorts what it reads by these stamps so that a line that caused
+/// another program's line is shown before it.
+pub const STAMP_LINES: &str = "EXAMPLES_STAMP_LINES";
+
+static STAMPED: LazyLock<bool> = LazyLock::new(|| std::env::var_os(STAMP_LINES).is_some());
+
+fn write_stamped(out: &mut impl Write, line: fmt::Arguments<'_>) -> std::io::Result<()> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    for part in line.to_string().split('\n') {
+        writeln!(out, "{now} {part}")?;
+    }
+    out.flush()
 }
 
 /// Writes out what `say!` buffered; called before every wait.

@@ -12,7 +12,11 @@ pub mod stop;
 #[cfg(feature = "store")]
 pub mod store;
 
+use std::collections::BTreeSet;
+use std::net::ToSocketAddrs as _;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -99,9 +103,43 @@ pub fn stop_accepting(socket: &zmq::Socket) -> Result<()> {
 /// Connects `socket` to `endpoint`. ZeroMQ connects in the background and
 /// reconnects by itself, so a server that is not running yet is no error.
 pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
+    warn_if_unresolvable(endpoint);
     socket
         .connect(endpoint)
         .with_context(|| format!("cannot connect to {endpoint}"))
+}
+
+/// Says once per host, on stderr, that a `tcp://` host name does not
+/// resolve: ZeroMQ would keep trying it in silence, and a misspelt
+/// `--host` would look like a server that does not answer.
+fn warn_if_unresolvable(endpoint: &str) {
+    static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let Some(address) = endpoint.strip_prefix("tcp://") else {
+        return;
+    };
+    if address
+        .to_socket_addrs()
+        .is_ok_and(|mut found| found.next().is_some())
+    {
+        return;
+    }
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    if warned.insert(host.to_owned()) {
+        console::note(format_args!(
+            "{}: warning: cannot resolve host {host} (ZeroMQ keeps trying)",
+            program_name()
+        ));
+    }
+}
+
+/// The name this program was started under (`reqrep_client`), for stderr lines.
+fn program_name() -> String {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    match Path::new(&argv0).file_name() {
+        Some(name) => name.to_string_lossy().into_owned(),
+        None => "example".to_owned(),
+    }
 }
 
 /// Runs a program's body: installs the Ctrl-C/SIGTERM handler first, flushes

@@ -1,9 +1,6 @@
 //! The fake mail form, as `faker` pushes it and `mailbin` receives it: a
-//! JSON object of seven strings, dated with a day of the current month.
+//! JSON object of seven strings, dated `YYYYMMDD`.
 
-use std::ops::RangeInclusive;
-
-use chrono::{Datelike as _, Days, Local, NaiveDate};
 use serde::Serialize;
 
 /// Where every form says it was posted.
@@ -24,12 +21,4 @@ pub struct Form {
     pub ip: String,
     pub user_agent: String,
     pub service_uri: String,
-}
-
-/// The days a form may be dated: from the 1st of the current month to
-/// today, local time.
-pub fn this_month_so_far() -> RangeInclusive<NaiveDate> {
-    let today = Local::now().date_naive();
-    let first = today - Days::new(u64::from(today.day0()));
-    first..=today
 }

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use nix::sys::signal::Signal;
 
@@ -39,12 +39,23 @@ pub enum Stream {
     Stderr,
 }
 
+/// One line a program printed, and when.
+#[derive(Debug, Clone)]
+pub struct Line {
+    pub stream: Stream,
+    pub text: String,
+    /// When it was printed, in nanoseconds since the Unix epoch: the
+    /// program's own stamp when it was started by [`Program::spawn_stamped`],
+    /// else the moment the line was read.
+    pub printed: u128,
+}
+
 /// A running example binary.
 #[derive(Debug)]
 pub struct Program {
     name: String,
     child: Child,
-    lines: Receiver<(Stream, String)>,
+    lines: Receiver<Line>,
     stdout: Vec<String>,
     stderr: Vec<String>,
     open_streams: usize,
@@ -83,6 +94,18 @@ impl Program {
 
     /// Starts a program from a prepared command, or says why it cannot.
     pub fn spawn(name: &str, command: &mut Command) -> std::io::Result<Program> {
+        Program::spawn_with(name, command, false)
+    }
+
+    /// Like [`Program::spawn`], for a program that stamps each line with
+    /// the moment it printed it ([`examples_common::console::STAMP_LINES`]),
+    /// so that the lines of several programs can be put in order.
+    pub fn spawn_stamped(name: &str, command: &mut Command) -> std::io::Result<Program> {
+        let command = command.env(examples_common::console::STAMP_LINES, "1");
+        Program::spawn_with(name, command, true)
+    }
+
+    fn spawn_with(name: &str, command: &mut Command, stamped: bool) -> std::io::Result<Program> {
         let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -91,8 +114,8 @@ impl Program {
         let (sender, lines) = channel();
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
-        forward_lines(stdout, Stream::Stdout, sender.clone());
-        forward_lines(stderr, Stream::Stderr, sender);
+        forward_lines(stdout, Stream::Stdout, stamped, sender.clone());
+        forward_lines(stderr, Stream::Stderr, stamped, sender);
         Ok(Program {
             name: name.to_owned(),
             child,
@@ -160,13 +183,13 @@ impl Program {
 
     /// Takes in every line printed so far, without waiting, and returns
     /// those that arrived with this call, in order.
-    pub fn new_lines(&mut self) -> Vec<(Stream, String)> {
+    pub fn new_lines(&mut self) -> Vec<Line> {
         let mut fresh = Vec::new();
         loop {
             match self.lines.try_recv() {
-                Ok((stream, line)) => {
-                    self.keep(stream, &line);
-                    fresh.push((stream, line));
+                Ok(line) => {
+                    self.keep(&line);
+                    fresh.push(line);
                 }
                 Err(TryRecvError::Disconnected) => {
                     self.open_streams = 0;
@@ -246,8 +269,8 @@ impl Program {
         }
         let left = deadline.saturating_duration_since(Instant::now());
         match self.lines.recv_timeout(left) {
-            Ok((stream, line)) => {
-                self.keep(stream, &line);
+            Ok(line) => {
+                self.keep(&line);
                 true
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -258,10 +281,10 @@ impl Program {
         }
     }
 
-    fn keep(&mut self, stream: Stream, line: &str) {
-        match stream {
-            Stream::Stdout => self.stdout.push(line.to_owned()),
-            Stream::Stderr => self.stderr.push(line.to_owned()),
+    fn keep(&mut self, line: &Line) {
+        match line.stream {
+            Stream::Stdout => self.stdout.push(line.text.clone()),
+            Stream::Stderr => self.stderr.push(line.text.clone()),
         }
     }
 }
@@ -277,7 +300,8 @@ impl Drop for Program {
 fn forward_lines(
     stream: impl Read + Send + 'static,
     kind: Stream,
-    sender: Sender<(Stream, String)>,
+    stamped: bool,
+    sender: Sender<Line>,
 ) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
@@ -289,13 +313,39 @@ fn forward_lines(
                 Ok(_) => {
                     let text = String::from_utf8_lossy(&line);
                     let text = text.strip_suffix('\n').unwrap_or(&text);
-                    if sender.send((kind, text.to_owned())).is_err() {
+                    if sender.send(read_line(kind, text, stamped)).is_err() {
                         break;
                     }
                 }
             }
         }
     });
+}
+
+/// A line as read: its stamp taken off when the program stamps its lines
+/// (a line it did not print itself, a panic say, is stamped when read).
+fn read_line(stream: Stream, text: &str, stamped: bool) -> Line {
+    let stamp = |text: &str| {
+        let (stamp, rest) = text.split_once(' ')?;
+        Some((stamp.parse().ok()?, rest.to_owned()))
+    };
+    let (printed, text) = match stamped.then(|| stamp(text)).flatten() {
+        Some(stamped) => stamped,
+        None => (now(), text.to_owned()),
+    };
+    Line {
+        stream,
+        text,
+        printed,
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch, as programs stamp their lines.
+pub fn now() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
 }
 
 /// The path of the example binary `name`, built beside the running
@@ -314,14 +364,20 @@ pub fn binary(name: &str) -> PathBuf {
 /// binary of the workspace, in the same profile; when they are up to date
 /// this takes a moment and changes nothing.
 pub fn examples_dir() -> Result<&'static Path, String> {
+    examples_dir_announcing(|| {})
+}
+
+/// Like [`examples_dir`], calling `announce` once if cargo has anything
+/// to compile, before it does.
+pub fn examples_dir_announcing(announce: impl FnOnce()) -> Result<&'static Path, String> {
     static DIRECTORY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match DIRECTORY.get_or_init(build_binaries) {
+    match DIRECTORY.get_or_init(|| build_binaries(announce)) {
         Ok(directory) => Ok(directory),
         Err(error) => Err(error.clone()),
     }
 }
 
-fn build_binaries() -> Result<PathBuf, String> {
+fn build_binaries(announce: impl FnOnce()) -> Result<PathBuf, String> {
     let executable = std::env::current_exe()
         .map_err(|error| format!("cannot find the running executable: {error}"))?;
     let mut directory = executable.parent().ok_or("an executable has a folder")?;
@@ -331,16 +387,39 @@ fn build_binaries() -> Result<PathBuf, String> {
     }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
-    build.args(["build", "--quiet", "--workspace", "--bins"]);
+    build.args(["build", "--workspace", "--bins", "--color", "never"]);
     if directory.ends_with("release") {
         build.arg("--release");
     }
     if let Some(workspace) = workspace_root() {
         build.current_dir(workspace);
     }
-    match build.status() {
+    let mut cargo = build
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|error| format!("cannot run cargo to build the examples: {error}"))?;
+    // Cargo says `Compiling <crate>` before it compiles each crate, and
+    // nothing of the kind when every binary is up to date.
+    let mut announce = Some(announce);
+    let mut said = Vec::new();
+    if let Some(stderr) = cargo.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.trim_start().starts_with("Compiling ") {
+                if let Some(announce) = announce.take() {
+                    announce();
+                }
+            }
+            said.push(line);
+        }
+    }
+    match cargo.wait() {
         Ok(status) if status.success() => Ok(directory.to_path_buf()),
-        Ok(status) => Err(format!("building the example binaries failed ({status})")),
+        Ok(status) => Err(format!(
+            "building the example binaries failed ({status}):\n{}",
+            said.join("\n")
+        )),
         Err(error) => Err(format!("cannot run cargo to build the examples: {error}")),
     }
 }

@@ -1,9 +1,20 @@
 //! The stage: several example programs running at once, their lines shown
-//! as they come, each prefixed with its participant's name
-//! (`computer-1 | Aye sir, ...`) and coloured when stdout is a terminal
-//! (plain when piped or when `NO_COLOR` is set). The tour acts out its
-//! scenarios on it; every wait has a deadline and gives way to Ctrl-C, and
-//! every program still running is killed when the stage is dropped.
+//! in the order they were printed, each prefixed with its participant's
+//! name (`computer-1 | Aye sir, ...`) and coloured when stdout is a
+//! terminal (plain when piped or when `NO_COLOR` is set). The tour acts out
+//! its scenarios on it; every wait has a deadline and gives way to Ctrl-C,
+//! and every program still running is killed when the stage is dropped.
+//!
+//! Why the lines need ordering: each program writes through pipes of its
+//! own (stdout and stderr), read by threads of their own, so the order in
+//! which lines reach the stage is not the order in which they were printed:
+//! a server's `Received request` could be read before the client's
+//! `Sending request` that caused it. So every program started here stamps
+//! each line with the moment it printed it, and writes it at once
+//! (`console::STAMP_LINES`); the stage holds each line for [`HOLD`], far
+//! longer than a line takes to come through a pipe, and shows the lines it
+//! holds sorted by their stamps. A program prints a line before it sends
+//! what will make another program print, so a cause always comes first.
 
 use std::io::Write as _;
 use std::process::{Command, ExitStatus};
@@ -13,7 +24,7 @@ use std::time::{Duration, Instant};
 use anstyle::{AnsiColor, Style};
 use anyhow::{Result, anyhow, bail};
 
-use crate::{Program, Signal, Stream};
+use crate::{Line, Program, Signal, Stream};
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
@@ -41,6 +52,17 @@ const PALETTE: [AnsiColor; 6] = [
 /// How often waiting loops look for new lines.
 const TICK: Duration = Duration::from_millis(10);
 
+/// How long a line is held before it is shown, so that a line printed
+/// earlier by another program, still on its way, is shown before it.
+pub const HOLD: Duration = Duration::from_millis(200);
+
+/// A line read but not shown yet.
+struct Held {
+    name: String,
+    style: Style,
+    line: Line,
+}
+
 struct Actor {
     name: String,
     style: Style,
@@ -50,6 +72,7 @@ struct Actor {
 /// The programs of one scenario.
 pub struct Stage {
     actors: Vec<Actor>,
+    held: Vec<Held>,
     width: usize,
     out: anstream::AutoStream<std::io::Stdout>,
 }
@@ -64,8 +87,10 @@ impl Stage {
     pub fn new() -> Stage {
         Stage {
             actors: Vec::new(),
-            // The longest name of the tour's cast, so that columns line up.
-            width: 10,
+            held: Vec::new(),
+            // The longest name of the tour's cast (`sub_client-10001`), so
+            // that columns line up.
+            width: 16,
             out: anstream::stdout(),
         }
     }
@@ -75,7 +100,7 @@ impl Stage {
         let path = crate::examples_dir()
             .map_err(|error| anyhow!(error))?
             .join(binary);
-        let program = Program::spawn(name, Command::new(&path).args(args))
+        let program = Program::spawn_stamped(name, Command::new(&path).args(args))
             .map_err(|error| anyhow!("cannot start {}: {error}", path.display()))?;
         let colour = PALETTE[self.actors.len() % PALETTE.len()];
         self.width = self.width.max(name.len());
@@ -87,32 +112,52 @@ impl Stage {
         Ok(())
     }
 
-    /// Prints a line of the narrator's.
+    /// Prints a line of the narrator's, in its place among the programs'
+    /// lines: after what they printed before, before what they print next.
     pub fn say(&mut self, text: &str) {
-        self.show("tour", Style::new().bold(), text);
+        self.held.push(Held {
+            name: "tour".to_owned(),
+            style: Style::new().bold(),
+            line: Line {
+                stream: Stream::Stdout,
+                text: text.to_owned(),
+                printed: crate::now(),
+            },
+        });
     }
 
-    /// Shows what every program printed since the last look.
+    /// Shows, in the order they were printed, the lines that every program
+    /// printed at least [`HOLD`] ago.
     pub fn pump(&mut self) {
-        let mut shown = Vec::new();
+        self.take_new_lines();
+        let now = crate::now();
+        self.show_held(|printed| printed + HOLD.as_nanos() <= now);
+    }
+
+    fn take_new_lines(&mut self) {
         for actor in &mut self.actors {
-            for (stream, line) in actor.program.new_lines() {
-                let style = match stream {
+            for line in actor.program.new_lines() {
+                let style = match line.stream {
                     Stream::Stdout => actor.style,
                     Stream::Stderr => actor.style.dimmed(),
                 };
-                shown.push((actor.name.clone(), style, line));
+                let name = actor.name.clone();
+                self.held.push(Held { name, style, line });
             }
         }
-        for (name, style, line) in shown {
-            self.show(&name, style, &line);
-        }
-        let _ = self.out.flush();
     }
 
-    fn show(&mut self, name: &str, style: Style, line: &str) {
+    /// Shows the held lines printed when `due` says, oldest first.
+    fn show_held(&mut self, due: impl Fn(u128) -> bool) {
+        // A stable sort: lines of one stream with the same stamp keep their order.
+        self.held.sort_by_key(|held| held.line.printed);
+        let ready = self.held.partition_point(|held| due(held.line.printed));
         let width = self.width;
-        let _ = writeln!(self.out, "{style}{name:>width$} |{style:#} {line}");
+        for Held { name, style, line } in self.held.drain(..ready) {
+            let text = line.text;
+            let _ = writeln!(self.out, "{style}{name:>width$} |{style:#} {text}");
+        }
+        let _ = self.out.flush();
     }
 
     /// Shows the programs' lines for `duration`.
@@ -219,7 +264,8 @@ impl Stage {
 
 impl Drop for Stage {
     fn drop(&mut self) {
-        // Show the last lines; each Program kills its process when dropped.
-        self.pump();
+        // Show every last line; each Program kills its process when dropped.
+        self.take_new_lines();
+        self.show_held(|_| true);
     }
 }

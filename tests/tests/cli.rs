@@ -1,7 +1,7 @@
 //! What every program owes its command line: `--help` that names it and
 //! explains it, `--version`, and clap's usage error (exit 2) for a bad flag.
 
-use tests::{Program, WAIT};
+use tests::{Program, WAIT, free_port};
 
 const PROGRAMS: [&str; 11] = [
     "reqrep_server",
@@ -51,5 +51,69 @@ fn an_unknown_flag_gets_a_usage_error() {
             finished.stderr[0].starts_with("error: unexpected argument '--no-such-flag'"),
             "{program}"
         );
+    }
+}
+
+#[test]
+fn every_duration_flag_says_how_a_duration_is_written() {
+    let mut flags = 0;
+    for program in PROGRAMS {
+        let help = Program::start(program, &["--help"]).finish(WAIT);
+        let lines = &help.stdout;
+        for (at, line) in lines.iter().enumerate() {
+            if !line.contains("<DURATION>") {
+                continue;
+            }
+            // The help is beside the flag, or on the next line when long.
+            let next = lines.get(at + 1).map_or("", String::as_str);
+            assert!(
+                format!("{line} {next}").contains("(a duration: 250ms, 1s, 2m"),
+                "{program}: {line}"
+            );
+            flags += 1;
+        }
+    }
+    // --delay, --interval (3), --timeout (4), --settle, --quiet-after, --linger (2)
+    assert!(flags >= 12, "only {flags} duration flags found");
+}
+
+#[test]
+fn a_host_that_does_not_resolve_gets_one_warning_and_zeromq_keeps_trying() {
+    // The .invalid top-level domain never resolves (RFC 6761).
+    const HOST: &str = "nosuchhost.invalid";
+    let port = free_port().to_string();
+    let runs: [(&str, Vec<&str>); 4] = [
+        (
+            "reqrep_client",
+            vec![&port, "--host", HOST, "--timeout", "200ms"],
+        ),
+        (
+            "sub_client",
+            vec![&port, "--host", HOST, "--timeout", "200ms"],
+        ),
+        // The computer connects three sockets to the host: one warning still.
+        (
+            "computer",
+            vec!["--server-host", HOST, "--results", "1", "--linger", "0s"],
+        ),
+        (
+            "faker",
+            vec![
+                "--host", HOST, "--port", &port, "--count", "1", "--linger", "0s",
+            ],
+        ),
+    ];
+    for (program, args) in runs {
+        let finished = Program::start(program, &args).finish(WAIT);
+        let warning =
+            format!("{program}: warning: cannot resolve host {HOST} (ZeroMQ keeps trying)");
+        let warnings: Vec<&String> = finished
+            .stderr
+            .iter()
+            .filter(|line| line.contains("cannot resolve"))
+            .collect();
+        assert_eq!(warnings, [&warning], "{program}: {:?}", finished.stderr);
+        // Not an error: the program went on, until its own deadline.
+        assert!(!finished.stderr[0].starts_with("error:"), "{program}");
     }
 }

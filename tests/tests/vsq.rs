@@ -133,6 +133,7 @@ fn command_configures_two_running_computers() {
     );
     assert_eq!(responded_units(&command.stdout), [11, 12]);
     assert_eq!(command.stdout.last().unwrap(), "Poll queue empty");
+    assert_eq!(command.stderr, ["command: 2 computers answered"]);
 
     for computer in [&mut first, &mut second] {
         computer.wait_for_stdout(
@@ -152,6 +153,18 @@ fn command_with_expect_configures_computers_started_after_it() {
     let command = command.finish(WAIT);
     assert!(command.success(), "{command:?}");
     assert_eq!(responded_units(&command.stdout), [21, 22]);
+    assert_eq!(command.stderr, ["command: 2 computers answered"]);
+}
+
+#[test]
+fn command_with_no_computer_says_that_none_answered() {
+    let ports = Ports::new();
+    let command = ports
+        .command(&["--settle", "0s", "--quiet-after", "100ms"])
+        .finish(WAIT);
+    assert!(command.success(), "{command:?}");
+    assert_eq!(command.stdout.last().unwrap(), "Poll queue empty");
+    assert_eq!(command.stderr, ["command: no computer answered"]);
 }
 
 #[test]
@@ -178,7 +191,10 @@ fn command_with_expect_and_too_few_computers_gives_up() {
     assert_eq!(command.code(), Some(1), "{command:?}");
     assert_eq!(
         command.stderr,
-        ["error: 1 of 2 computers answered within 1s"]
+        [
+            "command: 1 computer answered",
+            "error: 1 of 2 computers answered within 1s"
+        ]
     );
 }
 
@@ -421,6 +437,7 @@ fn command_rejects_replies_without_a_unit() {
         "{:?}",
         command.stderr
     );
+    assert_eq!(command.stderr[1..], ["command: 1 computer answered"]);
 }
 
 #[test]
@@ -436,7 +453,7 @@ fn every_program_stops_cleanly_on_sigint_and_sigterm() {
 
         assert_stopped_cleanly(
             &command.stop(signal, WAIT),
-            "command: stopped; 1 computers answered",
+            "command: stopped; 1 computer answered",
         );
         assert_stopped_cleanly(&computer.stop(signal, WAIT), "computer: unit 91 computed");
         assert_stopped_cleanly(&saver.stop(signal, WAIT), "results received, 0 rejected");

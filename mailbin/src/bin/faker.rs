@@ -34,7 +34,7 @@ struct Args {
     /// Port of the mailbin
     #[arg(long, default_value_t = examples_common::MAILBIN_PORT, value_parser = cli::port())]
     port: u16,
-    /// Pause between two forms
+    /// Pause between two forms (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "500ms", value_parser = cli::duration)]
     interval: Duration,
     /// Stop after this many forms (default: push forever)
@@ -43,7 +43,7 @@ struct Args {
     /// Make the same sequence of forms on every run with this seed (default: random)
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
-    /// At exit, how long to wait for queued forms to be sent (default: until they are)
+    /// At exit, how long to wait for queued forms to be sent (a duration: 250ms, 1s, 2m; default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
 }
@@ -68,11 +68,12 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Simulate mail form content.
         let form = fake_form(&mut rng);
 
-        // Send the form to the mailbin, and show it.
+        // Show the form, then send it to the mailbin: shown first, it comes
+        // before any line the mailbin prints about it.
+        say!("{}", serde_json::to_string_pretty(&form)?);
         if !save_sender.push(serde_json::to_string(&form)?.as_bytes())? {
             break;
         }
-        say!("{}", serde_json::to_string_pretty(&form)?);
         pushed += 1;
 
         // Take it easy.

@@ -24,8 +24,9 @@
 //! ```
 //!
 //! A form is valid when it is a JSON object whose seven fields are strings,
-//! with an email address `local@domain`, a `created_at` date `YYYYMMDD` from
-//! the 1st of this month to today, and an IPv4 or IPv6 `ip`.
+//! with an email address `local@domain`, a `created_at` that is a real
+//! calendar date `YYYYMMDD` (any day: a form queued on the 31st and read on
+//! the 1st is still a form), and an IPv4 or IPv6 `ip`.
 //!
 //! With `--store forms.db` every valid form is also kept in an SQLite
 //! database, and so is every rejected message, with the reason.
@@ -43,7 +44,7 @@ use chrono::NaiveDate;
 use clap::Parser;
 use examples_common::store::Store;
 use examples_common::{Incoming, Polled, Poller, cli, console, note, say};
-use mailbin::{DATE_FORMAT, Form, this_month_so_far};
+use mailbin::{DATE_FORMAT, Form};
 use serde_json::Value;
 
 /// Collects mail form posts on a PULL socket and checks each one.
@@ -208,8 +209,8 @@ fn read_form(message: &[u8]) -> Result<Form, String> {
     if !is_address(&form.email) {
         return Err(r#"form field "email" is not an address local@domain"#.to_owned());
     }
-    if !date(&form.created_at).is_some_and(|date| this_month_so_far().contains(&date)) {
-        return Err(r#"form field "created_at" is not a date YYYYMMDD of this month"#.to_owned());
+    if date(&form.created_at).is_none() {
+        return Err(r#"form field "created_at" is not a date YYYYMMDD"#.to_owned());
     }
     if form.ip.parse::<IpAddr>().is_err() {
         return Err(r#"form field "ip" is not an IPv4 or IPv6 address"#.to_owned());

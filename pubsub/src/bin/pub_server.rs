@@ -46,7 +46,7 @@ struct Args {
     /// Address to bind, `*` for every interface
     #[arg(long, value_name = "ADDR", default_value = "*")]
     bind: String,
-    /// Pause between two updates
+    /// Pause between two updates (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     interval: Duration,
     /// Stop after this many updates (default: publish forever)

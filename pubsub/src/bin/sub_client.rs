@@ -30,7 +30,7 @@ struct Args {
     /// How many updates to average
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = cli::count())]
     updates: u64,
-    /// Give up when no update comes for this long (default: wait forever)
+    /// Give up when no update comes for this long (a duration: 250ms, 1s, 2m; default: wait forever)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     timeout: Option<Duration>,
     #[command(flatten)]

@@ -27,7 +27,7 @@ struct Args {
     /// How many requests to send
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = cli::count())]
     requests: u64,
-    /// Give up when a reply takes longer than this (default: wait forever)
+    /// Give up when a reply takes longer than this (a duration: 250ms, 1s, 2m; default: wait forever)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     timeout: Option<Duration>,
     #[command(flatten)]

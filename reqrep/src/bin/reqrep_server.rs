@@ -38,7 +38,7 @@ struct Args {
     /// Address to bind, `*` for every interface
     #[arg(long, value_name = "ADDR", default_value = "*")]
     bind: String,
-    /// How long to "work" on a request before replying
+    /// How long to "work" on a request before replying (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     delay: Duration,
     /// Stop after this many replies (default: serve forever)

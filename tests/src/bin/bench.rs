@@ -50,7 +50,7 @@ struct Args {
     #[arg(long, value_name = "R", default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..))]
     runs: u64,
-    /// A run that takes longer than this fails the bench
+    /// A run that takes longer than this fails the bench (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = humantime::parse_duration)]
     timeout: Duration,

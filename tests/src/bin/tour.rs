@@ -43,8 +43,8 @@ fn main() -> ExitCode {
         eprintln!("error: {error:#}");
         return ExitCode::FAILURE;
     }
-    println!("tour: building the examples (a minute or so the first time) ...");
-    if let Err(error) = tests::examples_dir() {
+    let building = || println!("tour: building the examples (a minute or so the first time) ...");
+    if let Err(error) = tests::examples_dir_announcing(building) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
@@ -89,29 +89,33 @@ fn main() -> ExitCode {
 fn reqrep() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
-    stage.say("reqrep_server answers each request after a pause; the client waits for each reply");
+    stage.say("reqrep_server starts: it answers each request after a pause");
     stage.start(
-        "server",
+        "reqrep_server",
         "reqrep_server",
         &[&port, "--bind", "127.0.0.1", "--delay", "300ms"],
     )?;
+    stage.say("reqrep_client starts: it sends 3 requests, waiting for each reply");
     stage.start(
-        "client",
+        "reqrep_client",
         "reqrep_client",
         &[&port, "--host", "127.0.0.1", "--requests", "3"],
     )?;
     ensure!(
-        stage.wait_exit("client", STEP)?.success(),
-        "the client failed"
+        stage.wait_exit("reqrep_client", STEP)?.success(),
+        "reqrep_client failed"
     );
+    stage.say("reqrep_server is stopped (Ctrl-C)");
+    stage.signal("reqrep_server", Signal::SIGINT)?;
+    stage.wait_exit("reqrep_server", STEP)?;
 
     let replies = stage
-        .stdout("client")?
+        .stdout("reqrep_client")?
         .iter()
         .filter(|line| line.starts_with("Received reply"))
         .count();
     let requests = stage
-        .stdout("server")?
+        .stdout("reqrep_server")?
         .iter()
         .filter(|line| line.starts_with("Received request"))
         .count();
@@ -126,12 +130,13 @@ fn reqrep() -> Result<String> {
 fn pubsub() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
-    stage.say("pub_server publishes weather for three zipcodes; each subscriber filters one");
+    stage.say("pub_server starts: it publishes weather for three zipcodes");
     stage.start(
-        "publisher",
+        "pub_server",
         "pub_server",
         &[&port, "--bind", "127.0.0.1", "--interval", "50ms"],
     )?;
+    stage.say("two sub_clients start: each receives the updates of one zipcode only");
     for zipcode in ["10001", "10002"] {
         let args = [
             &port,
@@ -142,10 +147,10 @@ fn pubsub() -> Result<String> {
             "--timeout",
             "5s",
         ];
-        stage.start(&format!("sub-{zipcode}"), "sub_client", &args)?;
+        stage.start(&format!("sub_client-{zipcode}"), "sub_client", &args)?;
     }
     for zipcode in ["10001", "10002"] {
-        let name = format!("sub-{zipcode}");
+        let name = format!("sub_client-{zipcode}");
         ensure!(stage.wait_exit(&name, STEP)?.success(), "{name} failed");
         let lines = stage.stdout(&name)?;
         let temperatures: Vec<i64> = lines
@@ -166,8 +171,9 @@ fn pubsub() -> Result<String> {
             "{name} did not print {expected:?}"
         );
     }
-    stage.signal("publisher", Signal::SIGINT)?;
-    stage.wait_exit("publisher", STEP)?;
+    stage.say("pub_server is stopped (Ctrl-C)");
+    stage.signal("pub_server", Signal::SIGINT)?;
+    stage.wait_exit("pub_server", STEP)?;
     Ok("2 subscribers each averaged 5 updates of their own zipcode".to_owned())
 }
 
@@ -198,7 +204,7 @@ fn vsq() -> Result<String> {
     };
     let saver = ["--port", &save, "--bind", "127.0.0.1"];
 
-    stage.say("two computers start, and a saver collects their results");
+    stage.say("the saver starts, then computer-1 and computer-2, whose results it collects");
     stage.start("saver", "saver", &saver)?;
     stage.start(
         "computer-1",
@@ -210,7 +216,11 @@ fn vsq() -> Result<String> {
         "computer",
         &computer("2").each_ref().map(String::as_str),
     )?;
-    stage.say("command configures them, waiting until both have answered");
+    // As the README says: start the computers before command.
+    for computer in ["computer-1", "computer-2"] {
+        stage.wait_for(computer, "Aye sir", STEP)?;
+    }
+    stage.say("command starts: it configures them, waiting until both have answered");
     let command = [
         "--pub-port",
         &cmd,
@@ -228,7 +238,7 @@ fn vsq() -> Result<String> {
     );
 
     let both = results_during(&mut stage, "saver", Duration::from_secs(1))?;
-    stage.say("computer-2 is stopped: the stream slows down");
+    stage.say("computer-2 is stopped (Ctrl-C): the stream slows down");
     stage.signal("computer-2", Signal::SIGINT)?;
     ensure!(
         stage.wait_exit("computer-2", STEP)?.success(),
@@ -240,13 +250,14 @@ fn vsq() -> Result<String> {
         "the stream did not slow down: {both} then {one} results a second"
     );
 
-    stage.say("the saver is stopped; computer-1 keeps its results queued");
+    stage.say("the saver is stopped (Ctrl-C); computer-1 keeps its results queued");
     stage.signal("saver", Signal::SIGINT)?;
     ensure!(
         stage.wait_exit("saver", STEP)?.success(),
         "the saver did not stop cleanly"
     );
     stage.watch(Duration::from_secs(1))?;
+    stage.say("computer-1 is stopped (Ctrl-C): it waits for a saver to take its queued results");
     stage.signal("computer-1", Signal::SIGINT)?;
     let waiting = stage.wait_for_stderr("computer-1", "queued results", STEP)?;
     let queued = number_after(&waiting, " to take ")
@@ -275,6 +286,7 @@ fn vsq() -> Result<String> {
     if received != queued {
         bail!("{queued} results were queued, but the new saver received {received}");
     }
+    stage.say("the saver is stopped (Ctrl-C)");
     stage.signal("saver", Signal::SIGINT)?;
     stage.wait_exit("saver", STEP)?;
     Ok(format!(
@@ -287,12 +299,13 @@ fn vsq() -> Result<String> {
 fn mailbin() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
-    stage.say("mailbin collects fake form posts; two fakers push three each");
+    stage.say("mailbin starts: it checks fake form posts, and stops after 6 valid ones");
     stage.start(
         "mailbin",
         "mailbin",
         &["--port", &port, "--bind", "127.0.0.1", "--count", "6"],
     )?;
+    stage.say("two fakers start: each pushes 3 forms");
     for (faker, seed) in [("faker-1", "1"), ("faker-2", "2")] {
         let args = [
             "--host",

@@ -70,16 +70,16 @@ struct Args {
     /// Where the command tells computers to reply (default: tcp://localhost:<REPLY_PORT>)
     #[arg(long, value_name = "ENDPOINT")]
     response_channel: Option<String>,
-    /// Time for computers to subscribe before the command is published
+    /// Time for computers to subscribe before the command is published (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = cli::duration)]
     settle: Duration,
-    /// Stop listening once no reply came for this long
+    /// Stop listening once no reply came for this long (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = cli::duration)]
     quiet_after: Duration,
     /// Instead, listen until this many different units have answered
     #[arg(long, value_name = "N", value_parser = cli::count())]
     expect: Option<u64>,
-    /// With --expect: give up (exit 1) after this long
+    /// With --expect: give up (exit 1) after this long (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = cli::duration)]
     timeout: Duration,
     #[command(flatten)]
@@ -105,6 +105,30 @@ fn command(args: &Args) -> Result<ExitCode> {
         &examples_common::tcp(&args.bind, args.reply_port),
     )?;
 
+    // Once bound, every exit says how many computers answered, even none.
+    let mut units = HashSet::new();
+    let outcome = configure(args, &publisher, &results_receiver, &mut units);
+    let stopped = if stop::requested() { "stopped; " } else { "" };
+    note!("command: {stopped}{}", answered(units.len()));
+    outcome
+}
+
+/// "no computer answered", "1 computer answered", "2 computers answered".
+fn answered(units: usize) -> String {
+    match units {
+        0 => "no computer answered".to_owned(),
+        1 => "1 computer answered".to_owned(),
+        n => format!("{n} computers answered"),
+    }
+}
+
+/// Publishes the command, then prints the replies.
+fn configure(
+    args: &Args,
+    publisher: &zmq::Socket,
+    results_receiver: &zmq::Socket,
+    units: &mut HashSet<i64>,
+) -> Result<ExitCode> {
     // Trap: a subscriber misses what was published before it joined, so
     // give the computers a moment to connect and subscribe.
     if !stop::sleep(args.settle) {
@@ -120,12 +144,15 @@ fn command(args: &Args) -> Result<ExitCode> {
         args.topic,
         serde_json::to_string(&response_channel)?
     );
-    drain_subscriptions(&publisher)?;
-    publisher.send(command.as_bytes(), 0)?;
+    drain_subscriptions(publisher)?;
+    // Printed before it is sent, so that it comes out before any
+    // computer's answer to it.
     say!("{command}");
+    console::flush();
+    publisher.send(command.as_bytes(), 0)?;
     say!("Listening to response from configured computers");
 
-    cmd_reply_handler(args, &publisher, &results_receiver, &command)
+    cmd_reply_handler(args, publisher, results_receiver, &command, units)
 }
 
 /// Prints the computers' replies until a poll of `--quiet-after` sees
@@ -135,12 +162,12 @@ fn cmd_reply_handler(
     publisher: &zmq::Socket,
     results_receiver: &zmq::Socket,
     command: &str,
+    units: &mut HashSet<i64>,
 ) -> Result<ExitCode> {
     let mut poller = Poller::new();
     let results_index = poller.register(results_receiver);
     let subscriptions_index = poller.register(publisher);
     let deadline = Instant::now() + args.timeout;
-    let mut units = HashSet::new();
 
     loop {
         let wait = match args.expect {
@@ -148,10 +175,7 @@ fn cmd_reply_handler(
             None => args.quiet_after,
         };
         match poller.poll(Some(wait))? {
-            Polled::Stopped => {
-                note!("command: stopped; {} computers answered", units.len());
-                return Ok(ExitCode::SUCCESS);
-            }
+            Polled::Stopped => return Ok(ExitCode::SUCCESS),
             Polled::TimedOut => match args.expect {
                 None => {
                     say!("Poll queue empty");

@@ -56,13 +56,13 @@ struct Args {
     /// This computer's unit number (default: random)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=9999))]
     unit: Option<u16>,
-    /// Pause between two results
+    /// Pause between two results (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     interval: Duration,
     /// Stop after this many results, once they are sent (default: compute forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     results: Option<u64>,
-    /// How long to wait at exit for queued results to be sent (default: until they are)
+    /// How long to wait at exit for queued results to be sent (a duration: 250ms, 1s, 2m; default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
     #[command(flatten)]
