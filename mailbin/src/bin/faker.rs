@@ -7,7 +7,7 @@
 //! between. At exit the faker waits for a mailbin to take them (`--linger`
 //! bounds that wait).
 //!
-//! Run with `cargo run -p mailbin --bin faker`, with `mailbin` running in
+//! Run with `cargo run --release --bin faker`, with `mailbin` running in
 //! another terminal, or started later. Ctrl-C stops it.
 
 use std::process::ExitCode;

@@ -31,8 +31,8 @@
 //! With `--store forms.db` every valid form is also kept in an SQLite
 //! database, and so is every rejected message, with the reason.
 //!
-//! Run with `cargo run -p mailbin --bin mailbin`, then
-//! `cargo run -p mailbin --bin faker` in one or more other terminals.
+//! Run with `cargo run --release --bin mailbin`, then
+//! `cargo run --release --bin faker` in one or more other terminals.
 //! Ctrl-C stops it.
 
 use std::net::IpAddr;

@@ -25,7 +25,7 @@
 //! connected is dropped, and a subscriber only sees updates published after
 //! it joined (the "slow joiner").
 //!
-//! Run with `cargo run -p pubsub --bin pub_server`, then `sub_client` in one
+//! Run with `cargo run --release --bin pub_server`, then `sub_client` in one
 //! or more other terminals. Ctrl-C stops it.
 
 use std::process::ExitCode;

@@ -4,7 +4,7 @@
 //! Start it after `pub_server`, or before: either way it only sees updates
 //! published once it has joined (the "slow joiner").
 //!
-//! Run with `cargo run -p pubsub --bin sub_client`, with `pub_server`
+//! Run with `cargo run --release --bin sub_client`, with `pub_server`
 //! running in another terminal. Ctrl-C stops it.
 
 use std::process::ExitCode;

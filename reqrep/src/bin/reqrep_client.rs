@@ -4,7 +4,7 @@
 //! Started before the server, it simply waits: ZeroMQ connects in the
 //! background and retries until the server is there.
 //!
-//! Run with `cargo run -p reqrep --bin reqrep_client`, with `reqrep_server`
+//! Run with `cargo run --release --bin reqrep_client`, with `reqrep_server`
 //! running in another terminal. Ctrl-C stops it.
 
 use std::process::ExitCode;

@@ -17,8 +17,8 @@
 //!     #------------#
 //! ```
 //!
-//! Run with `cargo run -p reqrep --bin reqrep_server`, then
-//! `cargo run -p reqrep --bin reqrep_client` in a second terminal.
+//! Run with `cargo run --release --bin reqrep_server`, then
+//! `cargo run --release --bin reqrep_client` in a second terminal.
 //! Ctrl-C stops it.
 
 use std::process::ExitCode;

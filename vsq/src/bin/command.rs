@@ -39,7 +39,7 @@
 //! watches who subscribes and publishes again for each newcomer, until N
 //! computers have answered.
 //!
-//! Run with `cargo run -p vsq --bin command`, with `computer`s running in
+//! Run with `cargo run --release --bin command`, with `computer`s running in
 //! other terminals. Ctrl-C stops it.
 
 use std::collections::HashSet;

@@ -21,7 +21,7 @@
 //! second Ctrl-C drops them. Whether the saver then kept them, PUSH cannot
 //! tell: it has no acknowledgement.
 //!
-//! Run with `cargo run -p vsq --bin computer`, with `command` and `saver` in
+//! Run with `cargo run --release --bin computer`, with `command` and `saver` in
 //! other terminals (see the README for the walk-through).
 
 use std::process::ExitCode;

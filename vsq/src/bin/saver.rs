@@ -33,7 +33,7 @@
 //! had already reached it. What was still on the network is lost: PUSH and
 //! PULL have no acknowledgement.
 //!
-//! Run with `cargo run -p vsq --bin saver`, with one or more `computer`s in
+//! Run with `cargo run --release --bin saver`, with one or more `computer`s in
 //! other terminals. Ctrl-C stops it.
 
 use std::path::PathBuf;
