@@ -99,27 +99,36 @@ impl<'a> Link<'a> {
         })
     }
 
+    /// Reads the monitor's news without waiting, and connects again if the
+    /// connection was lost: true if it did.
+    pub fn check(&mut self) -> Result<bool> {
+        while let Some(connected) = self.monitor.next()? {
+            if !connected {
+                self.reconnect()?;
+                return Ok(true);
+            }
+            if std::mem::take(&mut self.lost) {
+                crate::note!("{}: connected to {} again", self.program, self.endpoint);
+            }
+        }
+        Ok(false)
+    }
+
     /// Receives one message, as [`crate::receive`] does, or returns
     /// [`Received::Reconnected`] once a lost connection was made again.
     pub fn receive(&mut self, timeout: Option<Duration>) -> Result<Received> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        let mut poller = Poller::new();
-        poller.register(self.socket);
-        poller.register(&self.monitor.events);
         loop {
             if let Some(message) = take(self.socket)? {
                 return Ok(Received::Message(message));
             }
-            while let Some(connected) = self.monitor.next()? {
-                if !connected {
-                    self.reconnect()?;
-                    return Ok(Received::Reconnected);
-                }
-                if std::mem::take(&mut self.lost) {
-                    crate::note!("{}: connected to {} again", self.program, self.endpoint);
-                }
+            if self.check()? {
+                return Ok(Received::Reconnected);
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let mut poller = Poller::new();
+            poller.register(self.socket);
+            poller.register(&self.monitor.events);
             match poller.poll(left)? {
                 Polled::Ready => {}
                 Polled::TimedOut => return Ok(Received::TimedOut),

@@ -54,8 +54,10 @@ pub struct Outbox {
     what: &'static str,
     endpoint: String,
     connected: bool,
-    /// Whether a connection was made and then lost.
+    /// Whether a connection was made and then lost; and made again since
+    /// [`Outbox::reconnected`] last looked.
     lost: bool,
+    reconnected: bool,
     queued: u64,
     /// Pushed while connected, and the shortest such message: what may
     /// still be in the socket's queue at exit.
@@ -92,6 +94,7 @@ impl Outbox {
             endpoint: endpoint.to_owned(),
             connected: false,
             lost: false,
+            reconnected: false,
             queued: 0,
             sent: 0,
             shortest: u64::MAX,
@@ -135,6 +138,13 @@ impl Outbox {
             }
         }
         Ok(true)
+    }
+
+    /// True once, after a lost connection was made again: what was on the
+    /// old one may be lost.
+    pub fn reconnected(&mut self) -> Result<bool> {
+        self.read_events()?;
+        Ok(std::mem::take(&mut self.reconnected))
     }
 
     /// Waits until what was pushed has left the program, for `linger` at
@@ -203,6 +213,7 @@ impl Outbox {
         while let Some(connected) = self.monitor.next()? {
             if connected {
                 if std::mem::take(&mut self.lost) {
+                    self.reconnected = true;
                     note!(
                         "{}: connected to the {} at {} again",
                         self.program,

@@ -57,6 +57,8 @@ struct Row {
     insert: &'static str,
     values: Vec<Value>,
     received_at: SystemTime,
+    /// An accepted message (not a rejection), whose fate commit reports.
+    accepted: bool,
 }
 
 impl Store {
@@ -114,32 +116,40 @@ impl Store {
     /// is an INSERT statement whose parameters are `values` and then, last,
     /// `received_at`, which the store fills in.
     pub fn insert(&mut self, insert: &'static str, values: Vec<Value>) {
-        if let Some(database) = &mut self.database {
-            database.rows.push(Row {
-                insert,
-                values,
-                received_at: SystemTime::now(),
-            });
-        }
+        self.keep(insert, values, true);
     }
 
     /// Keeps a rejected message, byte for byte, with the reason.
     pub fn reject(&mut self, payload: &[u8], reason: &str) {
         let values = vec![payload.to_vec().into(), reason.to_owned().into()];
-        self.insert(INSERT_REJECTED, values);
+        self.keep(INSERT_REJECTED, values, false);
     }
 
-    /// Writes every row kept since the last commit, in one transaction.
+    fn keep(&mut self, insert: &'static str, values: Vec<Value>, accepted: bool) {
+        if let Some(database) = &mut self.database {
+            database.rows.push(Row {
+                insert,
+                values,
+                received_at: SystemTime::now(),
+                accepted,
+            });
+        }
+    }
+
+    /// Writes every row kept since the last commit, in one transaction, and
+    /// says of each [`Store::insert`]ed row, in order, whether it added a
+    /// row (false: its INSERT changed nothing, as `ON CONFLICT DO NOTHING`
+    /// does for a duplicate). Without a database the list is empty.
     /// While another program holds the lock it waits; a second Ctrl-C or
     /// SIGTERM gives up, and then the rows are lost and it says how many.
-    pub fn commit(&mut self) -> Result<()> {
+    pub fn commit(&mut self) -> Result<Vec<bool>> {
         let Some(database) = &mut self.database else {
-            return Ok(());
+            return Ok(Vec::new());
         };
         let mut waited = false;
-        loop {
+        let added = loop {
             match database.write() {
-                Ok(()) => break,
+                Ok(added) => break added,
                 Err(error) if is_busy(&error) => {
                     if !waited {
                         note!(
@@ -165,7 +175,7 @@ impl Store {
                     ));
                 }
             }
-        }
+        };
         if waited {
             note!(
                 "{}: the store {} is free again",
@@ -174,7 +184,7 @@ impl Store {
             );
         }
         database.rows.clear();
-        Ok(())
+        Ok(added)
     }
 }
 
@@ -187,17 +197,22 @@ impl Drop for Store {
 
 impl Database {
     /// One transaction: every row, or none if the lock cannot be had.
-    fn write(&mut self) -> rusqlite::Result<()> {
+    fn write(&mut self) -> rusqlite::Result<Vec<bool>> {
+        let mut added = Vec::new();
         if self.rows.is_empty() {
-            return Ok(());
+            return Ok(added);
         }
         let transaction = self
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for row in &self.rows {
             let received_at = self.clock.text(row.received_at).to_owned();
-            match insert(&transaction, row.insert, &row.values, &received_at) {
-                Ok(()) => {}
+            let outcome = insert(&transaction, row.insert, &row.values, &received_at);
+            if row.accepted {
+                added.push(matches!(outcome, Ok(changed) if changed > 0));
+            }
+            match outcome {
+                Ok(_) => {}
                 Err(error) if is_busy(&error) => return Err(error),
                 // A row SQLite refuses (too big, a constraint) is a
                 // rejection: the store goes on.
@@ -214,23 +229,25 @@ impl Database {
                 }
             }
         }
-        transaction.commit()
+        transaction.commit()?;
+        Ok(added)
     }
 }
 
-/// Runs one INSERT: the values, then `received_at`.
+/// Runs one INSERT: the values, then `received_at`; returns how many rows
+/// it added.
 fn insert(
     connection: &Connection,
     insert: &str,
     values: &[Value],
     received_at: &str,
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<usize> {
     let mut statement = connection.prepare_cached(insert)?;
     for (index, value) in (1..).zip(values) {
         statement.raw_bind_parameter(index, value)?;
     }
     statement.raw_bind_parameter(values.len() + 1, received_at)?;
-    statement.raw_execute().map(drop)
+    statement.raw_execute()
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {
@@ -281,9 +298,9 @@ mod tests {
         for n in [1, 20, 3] {
             store.insert(insert, vec![Value::Integer(n)]);
         }
-        store.commit().unwrap();
+        assert_eq!(store.commit().unwrap(), [true, false, true]);
         store.insert(insert, vec![Value::Integer(4)]);
-        store.commit().unwrap();
+        assert_eq!(store.commit().unwrap(), [true]);
 
         let connection = Connection::open(&path).unwrap();
         let stored: Vec<i64> = connection

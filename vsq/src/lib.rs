@@ -1,6 +1,8 @@
 //! What `command`, `computer` and `saver` say to each other: the topic, and
 //! the JSON messages, read and written with serde.
 
+pub mod ack;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

@@ -66,6 +66,9 @@ enum Scenario {
     Weather,
     /// computer into saver --store, against raw PUSH/PULL
     Store,
+    /// computer into saver --store, both with --ack-port, against the same
+    /// without acknowledgements
+    Acked,
     /// No example: raw PUSH/PULL that also encodes, parses and prints each
     /// result as computer and saver do (what that work costs), against raw PUSH/PULL
     Work,
@@ -78,6 +81,7 @@ impl Scenario {
             Scenario::Results => "results stream",
             Scenario::Weather => "weather stream",
             Scenario::Store => "results stream, saver --store",
+            Scenario::Acked => "results stream, --store and --ack-port (raw: --store alone)",
             Scenario::Work => "results stream, the JSON work alone",
         }
     }
@@ -86,6 +90,8 @@ impl Scenario {
 /// The goals of issue 7.
 const GOAL_RATIO: f64 = 1.3;
 const GOAL_RSS_KIB: u64 = 16 * 1024;
+/// Acknowledged results, against the same stream without acknowledgements.
+const GOAL_ACKED_RATIO: f64 = 1.5;
 
 /// How often a running example's peak RSS is read: the kernel keeps the
 /// high-water mark, so a sample misses only what the last moments add.
@@ -180,7 +186,7 @@ impl Row {
         let (round_trips, messages) = (args.round_trips, args.messages);
         let example = match self.scenario {
             Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
-            Scenario::Results => example_results(messages, None, args.timeout),
+            Scenario::Results => example_results(messages, None, false, args.timeout),
             Scenario::Weather => example_weather(messages, args.timeout),
             Scenario::Work => raw_results(messages, Work::Json, args.timeout)
                 .map(|took| Measured {
@@ -188,16 +194,8 @@ impl Row {
                     peaks: Vec::new(),
                 })
                 .map_err(Failure::Error),
-            Scenario::Store => {
-                // A fresh database each run, in a folder of our own.
-                let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
-                std::fs::create_dir_all(&folder)
-                    .with_context(|| format!("cannot create {}", folder.display()))?;
-                let measured =
-                    example_results(messages, Some(&folder.join("results.db")), args.timeout);
-                let _ = std::fs::remove_dir_all(&folder);
-                measured
-            }
+            Scenario::Store => stored_results(messages, false, args.timeout)?,
+            Scenario::Acked => stored_results(messages, true, args.timeout)?,
         };
         let measured = match example {
             Ok(measured) => measured,
@@ -215,6 +213,12 @@ impl Row {
                 raw_results(messages, Work::None, args.timeout)
             }
             Scenario::Weather => raw_weather(messages, args.timeout),
+            // What the acknowledgements cost: the same stream without them.
+            Scenario::Acked => match stored_results(messages, false, args.timeout)? {
+                Ok(measured) => Ok(measured.took),
+                Err(Failure::Rejected(why)) => Err(anyhow!(why)),
+                Err(Failure::Error(error)) => Err(error),
+            },
         };
         let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
         self.raw.push(raw);
@@ -274,8 +278,12 @@ impl Row {
         if self.unavailable.is_some() || self.scenario == Scenario::Work {
             return None;
         }
+        let goal = match self.scenario {
+            Scenario::Acked => GOAL_ACKED_RATIO,
+            _ => GOAL_RATIO,
+        };
         let mut missed = Vec::new();
-        if self.ratio() > GOAL_RATIO {
+        if self.ratio() > goal {
             missed.push(format!("{:.2}x", self.ratio()));
         }
         for (name, kib) in &self.peaks {
@@ -345,18 +353,40 @@ fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured, Failu
     })
 }
 
+/// The results stream into a fresh database, in a folder of our own.
+fn stored_results(
+    messages: u64,
+    acks: bool,
+    timeout: Duration,
+) -> Result<Result<Measured, Failure>> {
+    let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let measured = example_results(messages, Some(&folder.join("results.db")), acks, timeout);
+    let _ = std::fs::remove_dir_all(&folder);
+    Ok(measured)
+}
+
 fn example_results(
     messages: u64,
     store: Option<&std::path::Path>,
+    acks: bool,
     timeout: Duration,
 ) -> Result<Measured, Failure> {
     let deadline = Instant::now() + timeout;
     let n = messages.to_string();
-    let [save, cmd, reply] = [free_port(), free_port(), free_port()].map(|port| port.to_string());
-    let mut saver_args = vec!["--port", &save, "--bind", "127.0.0.1", "--count", &n];
+    let [save, cmd, reply, ack] =
+        [free_port(), free_port(), free_port(), free_port()].map(|port| port.to_string());
+    let mut saver_args = vec!["--port", &save, "--bind", "127.0.0.1"];
     let store = store.map(|path| path.display().to_string());
     if let Some(store) = &store {
         saver_args.extend(["--store", store]);
+    }
+    // Without acknowledgements the stream ends when the saver has every
+    // result; with them, when the computer knows it has.
+    match acks {
+        false => saver_args.extend(["--count", &n]),
+        true => saver_args.extend(["--ack-port", &ack]),
     }
     let mut saver = Example::start("saver", &saver_args)?;
     match saver.wait_listening(&save, deadline) {
@@ -367,7 +397,7 @@ fn example_results(
     }
 
     let started = Instant::now();
-    let computer_args = [
+    let mut computer_args = vec![
         "--server-host",
         "127.0.0.1",
         "--save-port",
@@ -385,10 +415,25 @@ fn example_results(
         "--linger",
         "10s",
     ];
+    if acks {
+        computer_args.extend(["--ack-port", &ack]);
+    }
     let mut computer = Example::start("computer", &computer_args)?;
-    saver.wait_success(&mut [&mut computer], deadline)?;
-    let took = started.elapsed();
-    computer.wait_success(&mut [], deadline)?;
+    let took = match acks {
+        false => {
+            saver.wait_success(&mut [&mut computer], deadline)?;
+            let took = started.elapsed();
+            computer.wait_success(&mut [], deadline)?;
+            took
+        }
+        true => {
+            computer.wait_success(&mut [&mut saver], deadline)?;
+            let took = started.elapsed();
+            saver.signal(Signal::SIGTERM);
+            saver.wait_success(&mut [], deadline)?;
+            took
+        }
+    };
     Ok(Measured {
         took,
         peaks: vec![computer.peak(), saver.peak()],

@@ -3,6 +3,7 @@
 //! so that `cargo test` runs them all side by side: most of their time is
 //! spent waiting for the examples, not computing.
 
+mod acks;
 mod bench;
 mod cli;
 mod faults;

@@ -25,13 +25,14 @@
 //! other terminals (see the README for the walk-through).
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use examples_common::{Delivery, Link, Outbox, Received, cli, console, note, say, stop};
 use rand::RngExt as _;
 use rand_distr::StandardNormal;
+use vsq::ack::{self, Unacknowledged};
 use vsq::{Computation, Reply};
 
 /// Answers the server's commands and pushes computed results to the saver.
@@ -59,12 +60,26 @@ struct Args {
     /// Pause between two results (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     interval: Duration,
-    /// Stop after this many results, once they are sent (default: compute forever)
+    /// Stop after this many results, once they are sent, or acknowledged with
+    /// --ack-port (default: compute forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     results: Option<u64>,
     /// How long to wait at exit for queued results to be sent (a duration: 250ms, 1s, 2m; default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
+    /// Keep each result until the saver, started with the same --ack-port,
+    /// says it holds it, and send again what it does not (default: no
+    /// acknowledgements, as the original)
+    #[arg(long, value_name = "PORT", value_parser = cli::port())]
+    ack_port: Option<u16>,
+    /// With --ack-port: at most this many results wait for their
+    /// acknowledgement; at the window, the computer waits
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = cli::count())]
+    window: u64,
+    /// With --ack-port: send again what is unacknowledged when no
+    /// acknowledgement came for this long (a duration: 250ms, 1s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
+    ack_timeout: Duration,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
 }
@@ -80,7 +95,7 @@ fn compute(args: &Args) -> Result<ExitCode> {
         .unwrap_or_else(|| rand::rng().random_range(1..=9999));
     let context = zmq::Context::new();
 
-    let ((computed, save_sender), answered) = std::thread::scope(|tasks| {
+    let (computed, answered) = std::thread::scope(|tasks| {
         let cmd_task = tasks.spawn(|| {
             let outcome = cmd_handler(args, &context, unit);
             // Whatever ended this task ends the other one too.
@@ -94,18 +109,37 @@ fn compute(args: &Args) -> Result<ExitCode> {
             .map_err(|_| anyhow::anyhow!("the command task panicked"))?;
         anyhow::Ok((results?, answered?))
     })?;
+    let Computed {
+        results,
+        save_sender,
+        unacknowledged,
+    } = computed;
 
     // Trap: results still queued for a saver hold up the exit; wait for
-    // them to leave, deliberately, or drop them and say how many.
-    let delivery = save_sender.finish(context, args.linger)?;
+    // them to leave, deliberately, or drop them and say how many. (With
+    // acknowledgements that wait is over already.)
+    let linger = match unacknowledged {
+        Some(0) | None => args.linger,
+        Some(_) => Some(Duration::ZERO),
+    };
+    let delivery = save_sender.finish(context, linger)?;
+    let acknowledged = match unacknowledged {
+        Some(unacknowledged) => format!(", {} acknowledged", results - unacknowledged),
+        None => String::new(),
+    };
     note!(
-        "computer: unit {unit} computed {}, answered {}",
-        console::count(computed, ["result", "results"]),
+        "computer: unit {unit} computed {}, answered {}{acknowledged}",
+        console::count(results, ["result", "results"]),
         console::count(answered, ["command", "commands"])
     );
-    match delivery {
-        Delivery::Sent => Ok(ExitCode::SUCCESS),
-        Delivery::Dropped(dropped) => {
+    match (unacknowledged, delivery) {
+        (Some(0), _) | (None, Delivery::Sent) => Ok(ExitCode::SUCCESS),
+        (Some(unacknowledged), _) => {
+            let unacknowledged = console::count(unacknowledged, ["result", "results"]);
+            note!("computer: {unacknowledged} not acknowledged");
+            Ok(ExitCode::FAILURE)
+        }
+        (None, Delivery::Dropped(dropped)) => {
             note!(
                 "computer: up to {} dropped (never sent)",
                 console::count(dropped, ["result", "results"])
@@ -168,12 +202,40 @@ fn check_command(message: &[u8], topic: &str) -> Result<(), String> {
     vsq::parse_object::<serde_json::Map<String, serde_json::Value>>(body).map(drop)
 }
 
-/// The main task: computes results and pushes them to the saver. Returns
-/// how many it computed, and the socket that may still hold some.
-fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<(u64, Outbox)> {
-    let save_endpoint = examples_common::tcp(&args.server_host, args.save_port);
+/// What the main task did: how many results it computed, the socket that
+/// may still hold some, and, with --ack-port, how many were never
+/// acknowledged.
+struct Computed {
+    results: u64,
+    save_sender: Outbox,
+    unacknowledged: Option<u64>,
+}
+
+/// The main task: computes results and pushes them to the saver.
+fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Computed> {
+    let host = &args.server_host;
+    let save_endpoint = examples_common::tcp(host, args.save_port);
     let mut save_sender =
         Outbox::connect(context, &save_endpoint, ["computer", "saver", "results"])?;
+
+    // With --ack-port: a SUB socket for this unit's acknowledgements.
+    let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
+    let mut acks = match args.ack_port {
+        Some(port) => {
+            let ack_endpoint = examples_common::tcp(host, port);
+            examples_common::connect(&ack_receiver, &ack_endpoint)?;
+            // Room for a stream's acknowledgements, as the saver gives them.
+            ack_receiver.set_rcvhwm(100_000)?;
+            ack_receiver.set_subscribe(ack::topic(i64::from(unit)).as_bytes())?;
+            Some(Acks {
+                link: Link::watch(context, &ack_receiver, &ack_endpoint, "computer")?,
+                receiver: &ack_receiver,
+                unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
+                read: Instant::now(),
+            })
+        }
+        None => None,
+    };
 
     let mut rng = rand::rng();
     // One buffer for every result's JSON, rather than one allocation each.
@@ -188,13 +250,120 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<(
         };
         message.clear();
         serde_json::to_writer(&mut message, &result).context("cannot encode a result")?;
+        if let Some(acks) = &mut acks {
+            acks.unacknowledged.keep(result.counter, &message);
+        }
         if !save_sender.push(&message)? {
             break;
         }
         counter += 1;
+        if let Some(acks) = &mut acks {
+            // At the window, wait for acknowledgements before computing more.
+            let room = args.window as usize - 1;
+            if !acks.wait_until(room, &mut save_sender, stop::requested)? {
+                break;
+            }
+        }
         if args.results != Some(counter) {
             stop::sleep(args.interval);
         }
     }
-    Ok((counter, save_sender))
+
+    // With acknowledgements, wait for every one: until --linger, or until
+    // one more Ctrl-C or SIGTERM.
+    let unacknowledged = match &mut acks {
+        Some(acks) => {
+            let deadline = args.linger.map(|linger| Instant::now() + linger);
+            let signals = stop::signals();
+            let give_up = || {
+                stop::signals() > signals
+                    || deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            };
+            // Most come at once: say that we wait only when it takes a while.
+            let patience = Instant::now() + args.ack_timeout;
+            let quick = || give_up() || Instant::now() >= patience;
+            if !acks.wait_until(0, &mut save_sender, quick)? && !give_up() {
+                let again = if signals > 0 { " again" } else { "" };
+                let linger = match args.linger {
+                    Some(linger) => {
+                        format!(", and so does --linger {}", cli::show_duration(linger))
+                    }
+                    None => String::new(),
+                };
+                note!(
+                    "computer: waiting for the saver to acknowledge {} (Ctrl-C{again} or SIGTERM gives up{linger})",
+                    console::count(acks.unacknowledged.len() as u64, ["result", "results"])
+                );
+                acks.wait_until(0, &mut save_sender, give_up)?;
+            }
+            Some(acks.unacknowledged.len() as u64)
+        }
+        None => None,
+    };
+    Ok(Computed {
+        results: counter,
+        save_sender,
+        unacknowledged,
+    })
+}
+
+/// With --ack-port: this unit's acknowledgements, and the results waiting
+/// for theirs (the protocol is in `vsq::ack`).
+struct Acks<'a> {
+    link: Link<'a>,
+    receiver: &'a zmq::Socket,
+    unacknowledged: Unacknowledged,
+    /// When the sockets were last read: each read of an empty socket is a
+    /// system call, too many to make for every result of a stream.
+    read: Instant,
+}
+
+/// How often a stream looks for acknowledgements while there is room.
+const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
+
+impl Acks<'_> {
+    /// Reads acknowledgements until at most `waiting` results wait for
+    /// theirs, sending everything again after a reconnect or when they
+    /// stopped coming; false if `give_up` said to stop first.
+    fn wait_until(
+        &mut self,
+        waiting: usize,
+        save_sender: &mut Outbox,
+        give_up: impl Fn() -> bool,
+    ) -> Result<bool> {
+        if self.unacknowledged.len() <= waiting && self.read.elapsed() < READ_ACKS_EVERY {
+            return Ok(true);
+        }
+        loop {
+            self.read = Instant::now();
+            // Never deaf: a lost subscription is made again.
+            self.link.check()?;
+            while let Some(acknowledgement) = examples_common::take(self.receiver)? {
+                if let Err(problem) = self.unacknowledged.acknowledge(&acknowledgement.first) {
+                    console::reject(problem, &acknowledgement.first);
+                }
+            }
+            // What was on a lost connection may be lost: send it all again.
+            // Otherwise, send again what waited too long.
+            let reconnected = save_sender.reconnected()?;
+            if reconnected || self.unacknowledged.overdue() {
+                let push = |message: &[u8]| save_sender.push(message);
+                self.unacknowledged.resend(reconnected, push)?;
+            }
+            if self.unacknowledged.len() <= waiting {
+                return Ok(true);
+            }
+            if give_up() {
+                return Ok(false);
+            }
+            console::flush();
+            match self
+                .receiver
+                .poll(zmq::POLLIN, stop::SLICE.as_millis() as i64)
+            {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(error) => return Err(error).context("cannot wait for acknowledgements"),
+            }
+        }
+    }
 }

@@ -61,6 +61,10 @@ struct Args {
     /// Also keep every result, and every rejected message, in this SQLite database
     #[arg(long, value_name = "PATH")]
     store: Option<PathBuf>,
+    /// Also publish on this port which results are kept, for computers started
+    /// with the same --ack-port (default: no acknowledgements, as the original)
+    #[arg(long, value_name = "PORT", value_parser = cli::port())]
+    ack_port: Option<u16>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
 }
@@ -70,9 +74,13 @@ fn main() -> ExitCode {
     examples_common::run(|| save(&args))
 }
 
-/// How each result is stored: the store fills in `received_at`.
-const INSERT: &str =
-    "INSERT INTO results (unit, counter, x, y, received_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+/// How each result is stored: the store fills in `received_at`. With
+/// --ack-port, a result sent again (see `vsq::ack`) is stored once.
+const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
+    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+
+/// How many acknowledgements may wait for one computer.
+const ACK_HWM: i32 = 100_000;
 
 /// How many waiting results are read between two polls.
 const BURST: usize = 100;
@@ -87,19 +95,50 @@ const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
     received_at TEXT NOT NULL
 )";
 
+/// With --ack-port: one row per (unit, counter). Only then, since keeping
+/// the index costs about a third of the stream's rate, and only then are
+/// results sent twice.
+const ONCE: &str =
+    "CREATE UNIQUE INDEX IF NOT EXISTS results_unit_counter ON results (unit, counter)";
+
 fn save(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
-    let mut store = Store::open(args.store.as_deref(), RESULTS, "saver")?;
+    let schema = match args.ack_port {
+        Some(_) => format!("{RESULTS}; {ONCE}"),
+        None => RESULTS.to_owned(),
+    };
+    let mut store = Store::open(args.store.as_deref(), &schema, "saver")?;
 
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
     examples_common::bind(&req_receiver, &examples_common::tcp(&args.bind, args.port))?;
 
+    // With --ack-port, a PUB socket tells computers what is kept (see
+    // vsq::ack); an XPUB, which also says who subscribes.
+    let ack_sender = match args.ack_port {
+        Some(port) => {
+            let ack_sender = examples_common::socket(&context, zmq::XPUB)?;
+            ack_sender.set_xpub_verbose(true)?;
+            // The last acknowledgements go out at exit, if a computer is there
+            // to take them within a second.
+            ack_sender.set_linger(1000)?;
+            // Trap: a PUB socket drops what a slow subscriber has no room
+            // for. Acknowledgements are small: give them room (a lost one
+            // costs a resend, after --ack-timeout).
+            ack_sender.set_sndhwm(ACK_HWM)?;
+            examples_common::bind(&ack_sender, &examples_common::tcp(&args.bind, port))?;
+            Some(ack_sender)
+        }
+        None => None,
+    };
+
     let mut poller = Poller::new();
     let req_index = poller.register(&req_receiver);
+    let subscriptions_index = ack_sender.as_ref().map(|socket| poller.register(socket));
     say!("Listening to save requests from computers");
 
     let mut saver = Saver::default();
+    let ack_sender = ack_sender.as_ref();
     while args.count.is_none_or(|count| saver.received < count) {
         if poller.poll(None)? == Polled::Stopped {
             // A clean stop: take no more, and keep what reached us already.
@@ -107,24 +146,36 @@ fn save(args: &Args) -> Result<ExitCode> {
             while let Some(message) = examples_common::take(&req_receiver)? {
                 saver.read(message, &mut store);
             }
-            saver.keep(&mut store)?;
+            saver.keep(&mut store, ack_sender)?;
             break;
         }
         if poller.is_readable(req_index) {
             // Take what is waiting, up to a burst, before polling again: a
             // stream then costs one poll and one commit per burst, not per result.
-            while saver.burst.len() < BURST && args.count.is_none_or(|count| saver.received < count)
-            {
+            let room = |saver: &Saver| {
+                let taken = saver.received + saver.burst.len() as u64;
+                saver.burst.len() < BURST && args.count.is_none_or(|count| taken < count)
+            };
+            while room(&saver) {
                 match examples_common::take(&req_receiver)? {
                     Some(message) => saver.read(message, &mut store),
                     None => break,
                 }
             }
-            saver.keep(&mut store)?;
+            saver.keep(&mut store, ack_sender)?;
+        }
+        if let (Some(index), Some(ack_sender)) = (subscriptions_index, ack_sender) {
+            if poller.is_readable(index) {
+                saver.welcome(ack_sender)?;
+            }
         }
     }
+    let duplicates = match saver.duplicates {
+        0 => String::new(),
+        n => format!(", {}", console::count(n, ["duplicate", "duplicates"])),
+    };
     note!(
-        "saver: {} received, {} rejected",
+        "saver: {} received{duplicates}, {} rejected",
         console::count(saver.received, ["result", "results"]),
         saver.rejected
     );
@@ -134,9 +185,14 @@ fn save(args: &Args) -> Result<ExitCode> {
 /// What the saver has read: the results of this burst, and its counts.
 #[derive(Default)]
 struct Saver {
-    burst: Vec<zmq::Message>,
+    /// Each result with its unit and counter.
+    burst: Vec<(zmq::Message, i64, i64)>,
     received: u64,
+    /// Results received again, and kept once (with --store).
+    duplicates: u64,
     rejected: u64,
+    /// With --ack-port: which results it holds (see vsq::ack).
+    kept: vsq::ack::Kept,
 }
 
 impl Saver {
@@ -156,8 +212,8 @@ impl Saver {
                     result.y.into(),
                 ];
                 store.insert(INSERT, row);
-                self.burst.push(message.first);
-                self.received += 1;
+                self.burst
+                    .push((message.first, result.unit, result.counter));
             }
             Err(problem) => {
                 let problem = format!("result {problem}");
@@ -168,11 +224,39 @@ impl Saver {
         }
     }
 
-    /// Commits the burst, then prints it: a printed result is a stored one.
-    fn keep(&mut self, store: &mut Store) -> Result<()> {
-        store.commit()?;
-        for message in self.burst.drain(..) {
-            say!("Computer requested a save: {}", console::whole(&message));
+    /// Commits the burst, then prints it: a printed result is a stored
+    /// one. Then, with --ack-port, says which results it holds.
+    fn keep(&mut self, store: &mut Store, ack_sender: Option<&zmq::Socket>) -> Result<()> {
+        let added = store.commit()?;
+        for (index, (message, unit, counter)) in self.burst.drain(..).enumerate() {
+            // Without --store nothing is known of duplicates: all are new.
+            if added.get(index) == Some(&false) {
+                self.duplicates += 1;
+            } else {
+                say!("Computer requested a save: {}", console::whole(&message));
+                self.received += 1;
+            }
+            if ack_sender.is_some() {
+                self.kept.add(unit, counter);
+            }
+        }
+        if let Some(ack_sender) = ack_sender {
+            for acknowledgement in self.kept.take_acknowledgements() {
+                ack_sender.send(acknowledgement.as_bytes(), 0)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A computer subscribed (the byte 1, then its topic): tell it
+    /// everything held for its unit, which it may have missed (the slow joiner).
+    fn welcome(&mut self, ack_sender: &zmq::Socket) -> Result<()> {
+        while let Some(subscription) = examples_common::take(ack_sender)? {
+            if let Some(topic) = subscription.first.strip_prefix(b"\x01") {
+                if let Some(everything) = self.kept.everything_for(topic) {
+                    ack_sender.send(everything.as_bytes(), 0)?;
+                }
+            }
         }
         Ok(())
     }

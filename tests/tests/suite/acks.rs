@@ -1,0 +1,167 @@
+//! Acknowledged results (`--ack-port` on saver and computer): nothing is
+//! lost, even when the saver is killed at full speed or the link freezes
+//! and is cut; each result is stored once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::Instant;
+
+use rusqlite::Connection;
+use tests::relay::Relay;
+use tests::{Program, Signal, Stream, WAIT, free_port};
+
+const RESULTS: u64 = 200_000;
+
+struct Server {
+    save: String,
+    ack: String,
+}
+
+impl Server {
+    fn new() -> Server {
+        Server {
+            save: free_port().to_string(),
+            ack: free_port().to_string(),
+        }
+    }
+
+    fn saver(&self, store: &Path) -> Program {
+        let args = [
+            "--port",
+            &self.save,
+            "--ack-port",
+            &self.ack,
+            "--bind",
+            "127.0.0.1",
+            "--store",
+            store.to_str().unwrap(),
+        ];
+        Program::start("saver", &args)
+    }
+}
+
+/// A computer at full speed, sending `RESULTS` results to the save and
+/// acknowledgement ports given.
+fn computer(save: &str, ack: &str) -> Program {
+    let (cmd, reply) = (free_port().to_string(), free_port().to_string());
+    let results = RESULTS.to_string();
+    let args = [
+        "--server-host",
+        "127.0.0.1",
+        "--cmd-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--save-port",
+        save,
+        "--ack-port",
+        ack,
+        "--unit",
+        "3",
+        "--interval",
+        "0s",
+        "--results",
+        &results,
+    ];
+    Program::start("computer", &args)
+}
+
+/// Waits until the saver has printed at least `count` results.
+fn wait_for_results(saver: &mut Program, count: usize) {
+    let deadline = Instant::now() + WAIT;
+    let printed = |saver: &Program| {
+        saver
+            .lines_of(Stream::Stdout)
+            .iter()
+            .filter(|line| line.starts_with("Computer requested a save"))
+            .count()
+    };
+    while printed(saver) < count {
+        assert!(
+            Instant::now() < deadline,
+            "the saver printed {} results",
+            printed(saver)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        saver.new_lines();
+    }
+}
+
+/// Asserts that the store holds every counter of unit 3 exactly once.
+fn assert_every_result_once(store: &Path) {
+    let connection = Connection::open(store).unwrap();
+    let (rows, distinct, low, high): (u64, u64, u64, u64) = connection
+        .query_row(
+            "SELECT count(*), count(DISTINCT counter), min(counter), max(counter)
+             FROM results WHERE unit = 3",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (rows, distinct, low, high),
+        (RESULTS, RESULTS, 0, RESULTS - 1)
+    );
+}
+
+#[test]
+fn a_saver_killed_twice_at_full_speed_loses_no_result() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let server = Server::new();
+    let mut saver = server.saver(&store);
+    saver.wait_for_stdout("Listening", WAIT);
+    let computer = computer(&server.save, &server.ack);
+
+    for _ in 0..2 {
+        wait_for_results(&mut saver, 20_000);
+        saver.stop(Signal::SIGKILL, WAIT);
+        saver = server.saver(&store);
+    }
+    let computer = computer.finish(WAIT);
+    assert!(computer.success(), "{computer:?}");
+    assert_eq!(
+        computer.stderr.last().unwrap(),
+        &format!(
+            "computer: unit 3 computed {RESULTS} results, answered 0 commands, {RESULTS} acknowledged"
+        )
+    );
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    tests::assert_stopped_cleanly(&saver, "saver: ");
+    assert_every_result_once(&store);
+}
+
+#[test]
+fn a_frozen_then_cut_link_loses_no_result() {
+    let directory = tempfile::tempdir().unwrap();
+    let store = directory.path().join("results.db");
+    let server = Server::new();
+    let mut saver = server.saver(&store);
+    saver.wait_for_stdout("Listening", WAIT);
+    let results = Relay::start(server.save.parse().unwrap());
+    let acks = Relay::start(server.ack.parse().unwrap());
+    let computer = computer(&results.port().to_string(), &acks.port().to_string());
+
+    wait_for_results(&mut saver, 20_000);
+    results.freeze();
+    acks.freeze();
+    // A silent partition: the heartbeats give the link up meanwhile.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    for relay in [&results, &acks] {
+        relay.cut();
+        relay.thaw();
+    }
+    let computer = computer.finish(WAIT);
+    assert!(computer.success(), "{computer:?}");
+    assert!(
+        computer
+            .stderr
+            .iter()
+            .any(|line| line.starts_with("computer: lost the connection to the saver")),
+        "{computer:?}"
+    );
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    tests::assert_stopped_cleanly(&saver, "saver: ");
+    assert_every_result_once(&store);
+}
