@@ -67,6 +67,8 @@ struct Actor {
     name: String,
     style: Style,
     program: Program,
+    /// Its stdout is kept but not shown (a stream too fast to read).
+    quiet: bool,
 }
 
 /// The programs of one scenario.
@@ -97,6 +99,16 @@ impl Stage {
 
     /// Starts the example binary `binary` as participant `name`.
     pub fn start(&mut self, name: &str, binary: &str, args: &[&str]) -> Result<()> {
+        self.start_with(name, binary, args, false)
+    }
+
+    /// Starts a participant whose stdout is kept but not shown (its
+    /// stderr is).
+    pub fn start_quiet(&mut self, name: &str, binary: &str, args: &[&str]) -> Result<()> {
+        self.start_with(name, binary, args, true)
+    }
+
+    fn start_with(&mut self, name: &str, binary: &str, args: &[&str], quiet: bool) -> Result<()> {
         let path = crate::examples_dir()
             .map_err(|error| anyhow!(error))?
             .join(binary);
@@ -108,6 +120,7 @@ impl Stage {
             name: name.to_owned(),
             style: Style::new().fg_color(Some(colour.into())),
             program,
+            quiet,
         });
         Ok(())
     }
@@ -137,6 +150,9 @@ impl Stage {
     fn take_new_lines(&mut self) {
         for actor in &mut self.actors {
             for line in actor.program.new_lines() {
+                if actor.quiet && line.stream == Stream::Stdout {
+                    continue;
+                }
                 let style = match line.stream {
                     Stream::Stdout => actor.style,
                     Stream::Stderr => actor.style.dimmed(),

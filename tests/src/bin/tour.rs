@@ -289,10 +289,84 @@ fn vsq() -> Result<String> {
     stage.say("the saver is stopped (Ctrl-C)");
     stage.signal("saver", Signal::SIGINT)?;
     stage.wait_exit("saver", STEP)?;
+
+    let acked = nothing_lost(&mut stage, &save)?;
     Ok(format!(
         "2 computers configured; the stream slowed from {both} to {one} results a second when one stopped; \
-         {queued} results queued while no saver ran arrived when it started again"
+         {queued} results queued while no saver ran arrived when it started again; {acked}"
     ))
+}
+
+/// How many results computer-3 sends at full speed with acknowledgements.
+const ACKED_RESULTS: u64 = 20_000;
+
+/// The README's "Nothing lost, for real": a saver killed in mid-stream
+/// and started again, with acknowledgements, keeps every result.
+fn nothing_lost(stage: &mut Stage, save: &str) -> Result<String> {
+    let (ack, cmd, reply) = (
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    let saver = ["--port", save, "--bind", "127.0.0.1", "--ack-port", &ack];
+    let results = ACKED_RESULTS.to_string();
+    let computer = [
+        "--server-host",
+        "127.0.0.1",
+        "--cmd-port",
+        &cmd,
+        "--reply-port",
+        &reply,
+        "--save-port",
+        save,
+        "--ack-port",
+        &ack,
+        "--unit",
+        "3",
+        "--interval",
+        "0s",
+        "--results",
+        &results,
+    ];
+    stage.say(&format!(
+        "nothing lost, for real: a saver and computer-3 both take --ack-port; computer-3 \
+         sends {ACKED_RESULTS} results at full speed (the saver's lines are not shown)"
+    ));
+    stage.start_quiet("saver", "saver", &saver)?;
+    stage.start("computer-3", "computer", &computer)?;
+    stage.wait_for("saver", "\"counter\":5000,", STEP)?;
+    stage.say("the saver is killed (SIGKILL) in mid-stream, and started again");
+    stage.signal("saver", Signal::SIGKILL)?;
+    stage.wait_exit("saver", STEP)?;
+    let mut kept = counters(stage.stdout("saver")?);
+    let before = kept.len();
+    stage.start_quiet("saver", "saver", &saver)?;
+    ensure!(
+        stage.wait_exit("computer-3", STEP)?.success(),
+        "computer-3 did not have all its results acknowledged"
+    );
+    stage.say("every result is acknowledged: the saver is stopped (Ctrl-C)");
+    stage.signal("saver", Signal::SIGINT)?;
+    stage.wait_exit("saver", STEP)?;
+    kept.extend(counters(stage.stdout("saver")?));
+    let every = (0..ACKED_RESULTS as i64).collect::<std::collections::BTreeSet<_>>();
+    ensure!(
+        kept == every,
+        "{} of {ACKED_RESULTS} results were kept",
+        kept.len()
+    );
+    Ok(format!(
+        "{ACKED_RESULTS} results with acknowledgements, the saver killed after {before}: every one kept"
+    ))
+}
+
+/// The counters of the results a saver printed.
+fn counters(lines: &[String]) -> std::collections::BTreeSet<i64> {
+    lines
+        .iter()
+        .filter_map(|line| line.split("\"counter\":").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.parse().ok())
+        .collect()
 }
 
 /// The fake mail form: two fakers push forms, the mailbin checks each one.
