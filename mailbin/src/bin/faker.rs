@@ -57,7 +57,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Socket for sending forms to the mailbin.
     let endpoint = examples_common::tcp(&args.host, args.port);
-    let mut save_sender = Outbox::connect(&context, &endpoint, ["faker", "mailbin", "forms"])?;
+    let mut form_sender = Outbox::connect(&context, &endpoint, ["faker", "mailbin", "forms"])?;
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),
@@ -71,7 +71,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Show the form, then send it to the mailbin: shown first, it comes
         // before any line the mailbin prints about it.
         say!("{}", serde_json::to_string_pretty(&form)?);
-        if !save_sender.push(serde_json::to_string(&form)?.as_bytes())? {
+        if !form_sender.push(serde_json::to_string(&form)?.as_bytes())? {
             break;
         }
         pushed += 1;
@@ -82,7 +82,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
 
     // Trap: forms still queued for a mailbin that is not there would hold
     // up the exit; wait for them to leave, deliberately, or drop them and say so.
-    let delivery = save_sender.finish(context, args.linger)?;
+    let delivery = form_sender.finish(context, args.linger)?;
     note!("faker: {} made", console::count(pushed, ["form", "forms"]));
     match delivery {
         Delivery::Sent => Ok(ExitCode::SUCCESS),

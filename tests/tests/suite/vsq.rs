@@ -426,6 +426,10 @@ fn command_rejects_replies_without_a_unit() {
     let replies = tests::socket(&context, zmq::PUSH);
     replies.connect(&ports.endpoint(&ports.reply)).unwrap();
     replies.send(r#"{"status": "configured"}"#, 0).unwrap();
+    // Two frames that would make a reply if joined: one message, rejected.
+    replies
+        .send_multipart([&br#"{"unit": 6,"#[..], br#" "status": "configured"}"#], 0)
+        .unwrap();
     replies
         .send(r#"{"unit": 7, "status": "configured"}"#, 0)
         .unwrap();
@@ -437,7 +441,14 @@ fn command_rejects_replies_without_a_unit() {
         "{:?}",
         command.stderr
     );
-    assert_eq!(command.stderr[1..], ["command: 1 computer answered"]);
+    assert!(
+        command.stderr[1].starts_with(
+            "rejected: reply a message of 2 frames (35 bytes) where one frame was expected"
+        ),
+        "{:?}",
+        command.stderr
+    );
+    assert_eq!(command.stderr[2..], ["command: 1 computer answered"]);
 }
 
 #[test]

@@ -99,6 +99,8 @@ fn command(args: &Args) -> Result<ExitCode> {
     publisher.set_xpub_verbose(true)?;
     publisher.set_linger(0)?;
     examples_common::bind(&publisher, &examples_common::tcp(&args.bind, args.pub_port))?;
+    // Named as in the original command.py, though it collects the
+    // computers' replies to the command, not their results.
     let results_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
     examples_common::bind(
         &results_receiver,
@@ -192,13 +194,18 @@ fn cmd_reply_handler(
             Polled::Ready => {}
         }
         if poller.is_readable(results_index) {
-            let message = results_receiver.recv_bytes(0)?;
-            match vsq::parse_object::<Reply>(&message) {
-                Ok(reply) => {
-                    say!("Computer responded: {}", console::shown(&message));
-                    units.insert(reply.unit);
+            if let Some(message) = examples_common::take(results_receiver)? {
+                let checked = match message.multipart() {
+                    Some(problem) => Err(problem),
+                    None => vsq::parse_object::<Reply>(&message.first),
+                };
+                match checked {
+                    Ok(reply) => {
+                        say!("Computer responded: {}", console::whole(&message.first));
+                        units.insert(reply.unit);
+                    }
+                    Err(problem) => console::reject(format!("reply {problem}"), &message.first),
                 }
-                Err(problem) => console::reject(format!("reply {problem}"), &message),
             }
             if args
                 .expect
