@@ -87,6 +87,19 @@ impl Program {
         Program::start_command(name, Command::new(binary(name)).args(args))
     }
 
+    /// Starts the tour or the bench, which start example programs of their
+    /// own: they pick those programs' ports from a block of this process's
+    /// ports (see [`free_port`]), so that tests running beside them never
+    /// pick the same ones.
+    pub fn start_tool(name: &str, args: &[&str]) -> Program {
+        let block = port_block();
+        let ports = format!("{}-{}", block.start, block.end);
+        Program::start_command(
+            name,
+            Command::new(binary(name)).args(args).env(PORTS, ports),
+        )
+    }
+
     /// Starts a program from a prepared command (extra environment, ...).
     pub fn start_command(name: &str, command: &mut Command) -> Program {
         Program::spawn(name, command).unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
@@ -434,31 +447,64 @@ fn workspace_root() -> Option<&'static Path> {
 /// a client never connects to itself.
 const TEST_PORTS: std::ops::Range<u16> = 20000..32000;
 
+/// The environment variable through which a test gives the tour or the
+/// bench its block of ports, `start-end`.
+const PORTS: &str = "TESTS_PORTS";
+
+/// How many ports a tool started by [`Program::start_tool`] may use.
+const BLOCK: u16 = 200;
+
+static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+
+/// The ports this process picks from: its block, when a test gave it one.
+fn test_ports() -> std::ops::Range<u16> {
+    let block = std::env::var(PORTS).ok().and_then(|block| {
+        let (start, end) = block.split_once('-')?;
+        Some(start.parse().ok()?..end.parse().ok()?)
+    });
+    block.unwrap_or(TEST_PORTS)
+}
+
+/// Takes a block of [`BLOCK`] ports from this process's own, for a tool.
+fn port_block() -> std::ops::Range<u16> {
+    let first = free_port();
+    let mut next = NEXT.lock().unwrap_or_else(|poison| poison.into_inner());
+    let range = test_ports();
+    // At the end of the range, the block wraps to its start, as the
+    // sequence of ports does.
+    let start = match first + BLOCK <= range.end {
+        true => first,
+        false => range.start,
+    };
+    *next = Some(start + BLOCK);
+    start..start + BLOCK
+}
+
 /// A TCP port on 127.0.0.1 that nothing listens on, never the same twice
 /// in one process, so that tests running side by side do not collide.
 pub fn free_port() -> u16 {
-    static NEXT: Mutex<Option<u16>> = Mutex::new(None);
+    let test_ports = test_ports();
     let mut next = NEXT.lock().unwrap_or_else(|poison| poison.into_inner());
     // Each process starts at its own place, so that test processes running
     // at the same time seldom try the same ports. Processes started one
     // after the other have neighbouring ids: a multiplicative hash (Knuth's)
     // puts their places far apart, where `pid % span` would make their
     // sequences overlap.
-    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let span = test_ports.end - test_ports.start;
     let place = || {
         let spread = std::process::id().wrapping_mul(2_654_435_761);
-        TEST_PORTS.start + (spread % u32::from(span)) as u16
+        test_ports.start + (spread % u32::from(span)) as u16
     };
     let mut port = next.unwrap_or_else(place);
     for _ in 0..span {
         let candidate = port;
-        port = TEST_PORTS.start + (port + 1 - TEST_PORTS.start) % span;
+        port = test_ports.start + (port + 1 - test_ports.start) % span;
         if TcpListener::bind(("127.0.0.1", candidate)).is_ok() {
             *next = Some(port);
             return candidate;
         }
     }
-    panic!("no free port in {TEST_PORTS:?}");
+    panic!("no free port in {test_ports:?}");
 }
 
 /// A test-side socket that cannot hang a test: a send or receive gives up
@@ -575,4 +621,39 @@ pub fn bytes_in_flight(port: u16) -> u64 {
             Some(tx + rx)
         })
         .sum()
+}
+
+/// A computer's flags for a Voisietequi server on 127.0.0.1, its `[cmd,
+/// reply, save]` ports and `unit`, then `extra`: written once, for the
+/// tests, the tour and the bench.
+pub fn computer_args<'a>(ports: [&'a str; 3], unit: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let [cmd, reply, save] = ports;
+    let mut args = vec![
+        "--server-host",
+        "127.0.0.1",
+        "--cmd-port",
+        cmd,
+        "--reply-port",
+        reply,
+        "--save-port",
+        save,
+        "--unit",
+        unit,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// True when every thread of process `pid` is asleep (state `S`, or
+/// stopped), none running or waiting for a core (from /proc, Linux).
+pub fn asleep(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // "tid (name) state ...": the name may hold spaces.
+        let state = stat.rfind(')').and_then(|end| stat.get(end + 2..end + 3));
+        matches!(state, Some("S" | "T" | "t"))
+    })
 }

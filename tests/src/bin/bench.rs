@@ -398,24 +398,8 @@ fn example_results(
     }
 
     let started = Instant::now();
-    let mut computer_args = vec![
-        "--server-host",
-        "127.0.0.1",
-        "--save-port",
-        &save,
-        "--cmd-port",
-        &cmd,
-        "--reply-port",
-        &reply,
-        "--unit",
-        "1",
-        "--interval",
-        "0s",
-        "--results",
-        &n,
-        "--linger",
-        "10s",
-    ];
+    let fast = ["--interval", "0s", "--results", &n, "--linger", "10s"];
+    let mut computer_args = tests::computer_args([&cmd, &reply, &save], "1", &fast);
     if acks {
         computer_args.extend(["--ack-port", &ack]);
     }

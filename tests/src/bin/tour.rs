@@ -186,36 +186,14 @@ fn vsq() -> Result<String> {
         free_port().to_string(),
     );
     let computer = |unit: &'static str| {
-        [
-            "--server-host",
-            "127.0.0.1",
-            "--cmd-port",
-            &cmd,
-            "--reply-port",
-            &reply,
-            "--save-port",
-            &save,
-            "--unit",
-            unit,
-            "--interval",
-            "50ms",
-        ]
-        .map(str::to_owned)
+        tests::computer_args([&cmd, &reply, &save], unit, &["--interval", "50ms"])
     };
     let saver = ["--port", &save, "--bind", "127.0.0.1"];
 
     stage.say("the saver starts, then computer-1 and computer-2, whose results it collects");
     stage.start("saver", "saver", &saver)?;
-    stage.start(
-        "computer-1",
-        "computer",
-        &computer("1").each_ref().map(String::as_str),
-    )?;
-    stage.start(
-        "computer-2",
-        "computer",
-        &computer("2").each_ref().map(String::as_str),
-    )?;
+    stage.start("computer-1", "computer", &computer("1"))?;
+    stage.start("computer-2", "computer", &computer("2"))?;
     // As the README says: start the computers before command.
     for computer in ["computer-1", "computer-2"] {
         stage.wait_for(computer, "Aye sir", STEP)?;
@@ -310,24 +288,15 @@ fn nothing_lost(stage: &mut Stage, save: &str) -> Result<String> {
     );
     let saver = ["--port", save, "--bind", "127.0.0.1", "--ack-port", &ack];
     let results = ACKED_RESULTS.to_string();
-    let computer = [
-        "--server-host",
-        "127.0.0.1",
-        "--cmd-port",
-        &cmd,
-        "--reply-port",
-        &reply,
-        "--save-port",
-        save,
+    let fast = [
         "--ack-port",
         &ack,
-        "--unit",
-        "3",
         "--interval",
         "0s",
         "--results",
         &results,
     ];
+    let computer = tests::computer_args([&cmd, &reply, save], "3", &fast);
     stage.say(&format!(
         "nothing lost, for real: a saver and computer-3 both take --ack-port; computer-3 \
          sends {ACKED_RESULTS} results at full speed (the saver's lines are not shown)"

@@ -46,24 +46,8 @@ impl Server {
 fn computer(save: &str, ack: &str) -> Program {
     let (cmd, reply) = (free_port().to_string(), free_port().to_string());
     let results = RESULTS.to_string();
-    let args = [
-        "--server-host",
-        "127.0.0.1",
-        "--cmd-port",
-        &cmd,
-        "--reply-port",
-        &reply,
-        "--save-port",
-        save,
-        "--ack-port",
-        ack,
-        "--unit",
-        "3",
-        "--interval",
-        "0s",
-        "--results",
-        &results,
-    ];
+    let extra = ["--ack-port", ack, "--interval", "0s", "--results", &results];
+    let args = tests::computer_args([&cmd, &reply, save], "3", &extra);
     Program::start("computer", &args)
 }
 

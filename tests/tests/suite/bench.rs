@@ -9,7 +9,7 @@ use tests::{Program, Signal, WAIT, assert_gone, children_of};
 #[test]
 fn bench_prints_a_table_with_a_row_for_every_scenario() {
     let args = ["--messages", "300", "--round-trips", "30", "--runs", "1"];
-    let bench = Program::start("bench", &args).finish(WAIT);
+    let bench = Program::start_tool("bench", &args).finish(WAIT);
     assert!(bench.success(), "{}", bench.stderr.join("\n"));
     assert!(
         bench
@@ -40,7 +40,7 @@ fn bench_prints_a_table_with_a_row_for_every_scenario() {
 #[test]
 fn bench_runs_only_the_scenarios_asked_for() {
     let args = ["reqrep", "--round-trips", "10", "--runs", "1"];
-    let bench = Program::start("bench", &args).finish(WAIT);
+    let bench = Program::start_tool("bench", &args).finish(WAIT);
     assert!(bench.success(), "{}", bench.stderr.join("\n"));
     let rows: Vec<&String> = bench
         .stdout
@@ -55,7 +55,7 @@ fn bench_runs_only_the_scenarios_asked_for() {
 fn sigterm_stops_the_bench_and_every_example_it_started() {
     // A stream long enough to be running when the signal comes.
     let args = ["results", "--messages", "100000000", "--runs", "1"];
-    let mut bench = Program::start("bench", &args);
+    let mut bench = Program::start_tool("bench", &args);
     bench.wait_for_stderr("bench: run 1 of 1", WAIT);
     let deadline = std::time::Instant::now() + WAIT;
     let children = loop {

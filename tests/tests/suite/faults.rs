@@ -21,22 +21,7 @@ fn endpoint(port: &str) -> String {
 /// A computer whose results go to `save`; its command ports lead nowhere.
 fn computer(save: &str, unit: &str, extra: &[&str]) -> Program {
     let (cmd, reply) = (free_port().to_string(), free_port().to_string());
-    let args = [
-        &[
-            "--server-host",
-            "127.0.0.1",
-            "--cmd-port",
-            &cmd,
-            "--reply-port",
-            &reply,
-            "--save-port",
-            save,
-            "--unit",
-            unit,
-        ],
-        extra,
-    ]
-    .concat();
+    let args = tests::computer_args([&cmd, &reply, save], unit, extra);
     Program::start("computer", &args)
 }
 
@@ -70,9 +55,11 @@ fn stored_counters(store: &Path) -> Vec<i64> {
         .collect()
 }
 
-/// Waits until the bytes in the kernel's buffers towards `port` stop
-/// changing: the receiver has stopped reading (stalled, or its queue full).
-fn wait_until_still(port: &str) -> u64 {
+/// Waits until the bytes in the kernel's buffers to and from `port` no
+/// longer change (a receiver stopped reading, or a queue is full), and,
+/// given a `pid`, every thread of that process is asleep: a program merely
+/// slowed by a busy machine is runnable, not asleep.
+fn wait_until_stuck(port: &str, pid: Option<u32>) -> u64 {
     let port: u16 = port.parse().unwrap();
     let deadline = Instant::now() + WAIT;
     let mut last = (tests::bytes_in_flight(port), 0);
@@ -83,10 +70,9 @@ fn wait_until_still(port: &str) -> u64 {
         );
         std::thread::sleep(Duration::from_millis(100));
         let now = tests::bytes_in_flight(port);
-        last = if now == last.0 {
-            (now, last.1 + 1)
-        } else {
-            (now, 0)
+        last = match now == last.0 && pid.is_none_or(tests::asleep) {
+            true => (now, last.1 + 1),
+            false => (now, 0),
         };
         if last.1 >= 3 {
             return now;
@@ -103,7 +89,9 @@ fn second_signal_ends_a_computer_whose_saver_stalled() {
     let mut computer = computer(&save, "11", &["--interval", "0s"]);
     saver.wait_for_stdout("\"counter\":100,", WAIT);
     saver.signal(Signal::SIGSTOP);
-    wait_until_still(&save);
+    // (A computer's heartbeat gives the stalled saver up after 3 s, and
+    // what is queued with it: stop the computer before that.)
+    wait_until_stuck(&save, None);
 
     computer.signal(Signal::SIGINT);
     // "for the saver ... the last results", or, once the heartbeat has
@@ -131,7 +119,9 @@ fn linger_ends_a_computer_whose_saver_stalled() {
     let computer = computer(&save, "12", &["--interval", "0s", "--linger", "300ms"]);
     saver.wait_for_stdout("\"counter\":100,", WAIT);
     saver.signal(Signal::SIGSTOP);
-    wait_until_still(&save);
+    // (A computer's heartbeat gives the stalled saver up after 3 s, and
+    // what is queued with it: stop the computer before that.)
+    wait_until_stuck(&save, None);
 
     let computer = computer.stop(Signal::SIGINT, WAIT);
     saver.signal(Signal::SIGCONT);
@@ -226,20 +216,8 @@ fn computer_hears_commands_again_after_an_oversized_one() {
     replies.bind(&endpoint(&reply)).unwrap();
     let results = tests::socket(&context, zmq::PULL);
     results.bind(&endpoint(&save)).unwrap();
-    let args = [
-        "--server-host",
-        "127.0.0.1",
-        "--cmd-port",
-        &cmd,
-        "--reply-port",
-        &reply,
-        "--save-port",
-        &save,
-        "--unit",
-        "21",
-        "--max-message-size",
-        "1000",
-    ];
+    let limit = ["--max-message-size", "1000"];
+    let args = tests::computer_args([&cmd, &reply, &save], "21", &limit);
     let mut computer = Program::start("computer", &args);
 
     assert_eq!(wait_for_subscription(&publisher), b"\x01politiche2013 ");
@@ -444,7 +422,7 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
     for counter in 0..SENT {
         computer.send(message(counter).as_bytes(), 0).unwrap();
     }
-    let in_flight = wait_until_still(&port) as usize;
+    let in_flight = wait_until_stuck(&port, Some(saver.id())) as usize;
 
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(saver.id() as i32),
@@ -552,7 +530,7 @@ fn reqrep_server_survives_a_request_without_an_envelope() {
     let dealer = tests::socket(&context, zmq::DEALER);
     dealer.connect(&endpoint(&port)).unwrap();
     dealer.send("no envelope", 0).unwrap();
-    wait_until_still(&port);
+    wait_until_stuck(&port, Some(server.id()));
 
     let server = server.stop(Signal::SIGINT, WAIT);
     tests::assert_stopped_cleanly(&server, "reqrep_server: 1 reply sent");

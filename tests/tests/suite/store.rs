@@ -155,22 +155,8 @@ fn sigterm_in_a_fast_stream_loses_no_accepted_row() {
         free_port().to_string(),
     );
     let mut saver = saver(&save, &store, &[]);
-    let computer_args = [
-        "--server-host",
-        "127.0.0.1",
-        "--cmd-port",
-        &cmd,
-        "--reply-port",
-        &reply,
-        "--save-port",
-        &save,
-        "--unit",
-        "5",
-        "--interval",
-        "0s",
-        "--linger",
-        "0s",
-    ];
+    let fast = ["--interval", "0s", "--linger", "0s"];
+    let computer_args = tests::computer_args([&cmd, &reply, &save], "5", &fast);
     let _computer = Program::start("computer", &computer_args);
     saver.wait_for_stdout("\"counter\":500,", WAIT);
 

@@ -14,7 +14,7 @@ const TOUR: Duration = Duration::from_secs(90);
 
 #[test]
 fn tour_runs_every_scenario_and_each_one_holds() {
-    let tour = Program::start("tour", &[]).finish(TOUR);
+    let tour = Program::start_tool("tour", &[]).finish(TOUR);
     assert!(tour.success(), "{}", tour.stdout.join("\n"));
     for scenario in ["reqrep", "pubsub", "vsq", "mailbin"] {
         let closing = format!("=== {scenario}: ok, ");
@@ -138,7 +138,7 @@ fn assert_causes_come_first(lines: &[String]) {
 
 #[test]
 fn tour_runs_one_scenario_when_asked() {
-    let tour = Program::start("tour", &["reqrep"]).finish(TOUR);
+    let tour = Program::start_tool("tour", &["reqrep"]).finish(TOUR);
     assert!(tour.success());
     let closing: Vec<&String> = tour
         .stdout
@@ -156,7 +156,7 @@ fn tour_runs_one_scenario_when_asked() {
 
 #[test]
 fn ctrl_c_stops_the_tour_and_every_program_it_started() {
-    let mut tour = Program::start("tour", &["vsq"]);
+    let mut tour = Program::start_tool("tour", &["vsq"]);
     tour.wait_for_stdout("computer-2 | Aye sir", WAIT);
     let children = children_of(tour.id());
     assert!(

@@ -42,23 +42,8 @@ impl Ports {
     }
 
     fn computer(&self, unit: &str, extra: &[&str]) -> Program {
-        let args = [
-            &[
-                "--server-host",
-                "127.0.0.1",
-                "--cmd-port",
-                &self.cmd,
-                "--reply-port",
-                &self.reply,
-                "--save-port",
-                &self.save,
-                "--unit",
-                unit,
-            ],
-            extra,
-        ]
-        .concat();
-        Program::start("computer", &args)
+        let ports = [&*self.cmd, &self.reply, &self.save];
+        Program::start("computer", &tests::computer_args(ports, unit, extra))
     }
 
     fn saver(&self, extra: &[&str]) -> Program {
