@@ -89,7 +89,7 @@ fn second_signal_ends_a_computer_whose_saver_stalled() {
     let mut computer = computer(&save, "11", &["--interval", "0s"]);
     saver.wait_for_stdout("\"counter\":100,", WAIT);
     saver.signal(Signal::SIGSTOP);
-    // (A computer's heartbeat gives the stalled saver up after 3 s, and
+    // (A computer's heartbeat gives the stalled saver up after 6 s, and
     // what is queued with it: stop the computer before that.)
     wait_until_stuck(&save, None);
 
@@ -119,7 +119,7 @@ fn linger_ends_a_computer_whose_saver_stalled() {
     let computer = computer(&save, "12", &["--interval", "0s", "--linger", "300ms"]);
     saver.wait_for_stdout("\"counter\":100,", WAIT);
     saver.signal(Signal::SIGSTOP);
-    // (A computer's heartbeat gives the stalled saver up after 3 s, and
+    // (A computer's heartbeat gives the stalled saver up after 6 s, and
     // what is queued with it: stop the computer before that.)
     wait_until_stuck(&save, None);
 
