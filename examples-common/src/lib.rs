@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::net::ToSocketAddrs as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{LazyLock, Mutex, PoisonError};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -126,20 +126,24 @@ fn warn_if_unresolvable(endpoint: &str) {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
     if warned.insert(host.to_owned()) {
-        console::note(format_args!(
+        note!(
             "{}: warning: cannot resolve host {host} (ZeroMQ keeps trying)",
             program_name()
-        ));
+        );
     }
 }
 
-/// The name this program was started under (`reqrep_client`), for stderr lines.
-fn program_name() -> String {
-    let argv0 = std::env::args_os().next().unwrap_or_default();
-    match Path::new(&argv0).file_name() {
-        Some(name) => name.to_string_lossy().into_owned(),
-        None => "example".to_owned(),
-    }
+/// The name this program was started under (`reqrep_client`), which
+/// starts the lines it writes on stderr about itself.
+pub fn program_name() -> &'static str {
+    static NAME: LazyLock<String> = LazyLock::new(|| {
+        let argv0 = std::env::args_os().next().unwrap_or_default();
+        match Path::new(&argv0).file_name() {
+            Some(name) => name.to_string_lossy().into_owned(),
+            None => "example".to_owned(),
+        }
+    });
+    &NAME
 }
 
 /// Runs a program's body: installs the Ctrl-C/SIGTERM handler first, flushes

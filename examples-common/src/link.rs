@@ -77,8 +77,6 @@ pub struct Link<'a> {
     socket: &'a zmq::Socket,
     endpoint: String,
     monitor: Monitor,
-    /// The program's name, for what it says on stderr.
-    program: &'static str,
     lost: bool,
 }
 
@@ -88,13 +86,11 @@ impl<'a> Link<'a> {
         context: &zmq::Context,
         socket: &'a zmq::Socket,
         endpoint: &str,
-        program: &'static str,
     ) -> Result<Link<'a>> {
         Ok(Link {
             monitor: Monitor::new(context, socket)?,
             socket,
             endpoint: endpoint.to_owned(),
-            program,
             lost: false,
         })
     }
@@ -108,7 +104,11 @@ impl<'a> Link<'a> {
                 return Ok(true);
             }
             if std::mem::take(&mut self.lost) {
-                crate::note!("{}: connected to {} again", self.program, self.endpoint);
+                crate::note!(
+                    "{}: connected to {} again",
+                    crate::program_name(),
+                    self.endpoint
+                );
             }
         }
         Ok(false)
@@ -141,7 +141,7 @@ impl<'a> Link<'a> {
         let limit = self.socket.get_maxmsgsize().unwrap_or(-1);
         crate::note!(
             "{}: lost the connection to {} (the peer went away, or sent a message over {limit} bytes); connecting again",
-            self.program,
+            crate::program_name(),
             self.endpoint
         );
         // libzmq may be connecting again already (after a network error)

@@ -48,8 +48,7 @@ const OUT_BATCH_BYTES: u64 = 8192;
 pub struct Outbox {
     socket: zmq::Socket,
     monitor: Monitor,
-    /// For what it says: "computer", "saver", "results".
-    program: &'static str,
+    /// For what it says: the "saver" that takes the "results".
     peer: &'static str,
     what: &'static str,
     endpoint: String,
@@ -72,12 +71,11 @@ pub struct Outbox {
 
 impl Outbox {
     /// Connects a PUSH socket to `endpoint`; the peer may come later.
-    /// `program`, `peer` and `what` name the three in what it says
-    /// (`computer`, `saver`, `results`).
+    /// `peer` and `what` name the two in what it says (`saver`, `results`).
     pub fn connect(
         context: &zmq::Context,
         endpoint: &str,
-        [program, peer, what]: [&'static str; 3],
+        [peer, what]: [&'static str; 2],
     ) -> Result<Outbox> {
         let socket = crate::socket(context, zmq::PUSH)?;
         // Dropped on an error, the socket drops what it holds; only
@@ -88,7 +86,6 @@ impl Outbox {
         Ok(Outbox {
             socket,
             monitor,
-            program,
             peer,
             what,
             endpoint: endpoint.to_owned(),
@@ -157,11 +154,18 @@ impl Outbox {
         let waiting = match self.connected {
             false => format!(
                 "{}: waiting for a {} at {} to take {} queued {}",
-                self.program, self.peer, self.endpoint, self.queued, self.what
+                crate::program_name(),
+                self.peer,
+                self.endpoint,
+                self.queued,
+                self.what
             ),
             true => format!(
                 "{}: waiting for the {} at {} to take the last {}",
-                self.program, self.peer, self.endpoint, self.what
+                crate::program_name(),
+                self.peer,
+                self.endpoint,
+                self.what
             ),
         };
         let held = self.held_at_most();
@@ -216,7 +220,7 @@ impl Outbox {
                     self.reconnected = true;
                     note!(
                         "{}: connected to the {} at {} again",
-                        self.program,
+                        crate::program_name(),
                         self.peer,
                         self.endpoint
                     );
@@ -226,7 +230,7 @@ impl Outbox {
             } else {
                 note!(
                     "{}: lost the connection to the {} at {}; {} wait in the queue until it is back",
-                    self.program,
+                    crate::program_name(),
                     self.peer,
                     self.endpoint,
                     self.what

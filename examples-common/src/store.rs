@@ -44,8 +44,6 @@ pub struct Store {
 struct Database {
     connection: Connection,
     path: PathBuf,
-    /// The program's name, for what it says on stderr.
-    program: &'static str,
     /// Rows received since the last commit.
     rows: Vec<Row>,
     clock: Clock,
@@ -65,7 +63,7 @@ impl Store {
     /// Opens the database at `path`, creating it if missing, and creates the
     /// tables of `schema` and `rejected` if they are not there yet. Fails
     /// at once if the file cannot be written. With no path, stores nothing.
-    pub fn open(path: Option<&Path>, schema: &str, program: &'static str) -> Result<Store> {
+    pub fn open(path: Option<&Path>, schema: &str) -> Result<Store> {
         let Some(path) = path else {
             return Ok(Store { database: None });
         };
@@ -100,12 +98,12 @@ impl Store {
             };
             anyhow::anyhow!("cannot open the store {}: {reason}", path.display())
         })?;
+        let program = crate::program_name();
         note!("{program}: storing what it receives in {}", path.display());
         Ok(Store {
             database: Some(Database {
                 connection,
                 path: path.to_owned(),
-                program,
                 rows: Vec::new(),
                 clock: Clock::default(),
             }),
@@ -154,7 +152,7 @@ impl Store {
                     if !waited {
                         note!(
                             "{}: the store {} is locked by another program; waiting for it (a second Ctrl-C gives up)",
-                            database.program,
+                            crate::program_name(),
                             database.path.display()
                         );
                         waited = true;
@@ -179,7 +177,7 @@ impl Store {
         if waited {
             note!(
                 "{}: the store {} is free again",
-                database.program,
+                crate::program_name(),
                 database.path.display()
             );
         }
@@ -294,7 +292,7 @@ mod tests {
         let schema = "CREATE TABLE IF NOT EXISTS small (
             n INTEGER NOT NULL CHECK (n < 10), received_at TEXT NOT NULL)";
         let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
-        let mut store = Store::open(Some(&path), schema, "test").unwrap();
+        let mut store = Store::open(Some(&path), schema).unwrap();
         for n in [1, 20, 3] {
             store.insert(insert, vec![Value::Integer(n)]);
         }

@@ -57,7 +57,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Socket for sending forms to the mailbin.
     let endpoint = examples_common::tcp(&args.host, args.port);
-    let mut form_sender = Outbox::connect(&context, &endpoint, ["faker", "mailbin", "forms"])?;
+    let mut form_sender = Outbox::connect(&context, &endpoint, ["mailbin", "forms"])?;
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),

@@ -92,7 +92,7 @@ const INSERT: &str = "INSERT INTO forms
 
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
-    let mut store = Store::open(args.store.as_deref(), FORMS, "mailbin")?;
+    let mut store = Store::open(args.store.as_deref(), FORMS)?;
 
     let context = zmq::Context::new();
     // Socket to receive the forms that fakers push.

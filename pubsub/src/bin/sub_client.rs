@@ -64,7 +64,7 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
     socket.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
 
     // Never deaf: a lost connection is made again (see `Link`).
-    let mut updates = Link::watch(&context, &socket, &endpoint, "sub_client")?;
+    let mut updates = Link::watch(&context, &socket, &endpoint)?;
 
     let mut total_temperature: i128 = 0;
     let mut received = 0;

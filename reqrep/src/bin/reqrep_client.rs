@@ -52,7 +52,7 @@ fn request(args: &Args) -> Result<ExitCode> {
     socket.set_req_relaxed(true)?;
     socket.set_req_correlate(true)?;
     examples_common::connect(&socket, &endpoint)?;
-    let mut link = Link::watch(&context, &socket, &endpoint, "reqrep_client")?;
+    let mut link = Link::watch(&context, &socket, &endpoint)?;
 
     let mut replies = 0;
     for request in 1..=args.requests {

@@ -159,7 +159,7 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     // "politiche2013 ..." and not "politiche2013bis ...".
     cmd_receiver.set_subscribe(format!("{} ", args.topic).as_bytes())?;
     // Never deaf: a lost connection is made again (see `Link`).
-    let mut commands = Link::watch(context, &cmd_receiver, &cmd_endpoint, "computer")?;
+    let mut commands = Link::watch(context, &cmd_receiver, &cmd_endpoint)?;
     let reply_sender = examples_common::socket(context, zmq::PUSH)?;
     // A reply nobody collects is not worth waiting for at exit.
     reply_sender.set_linger(0)?;
@@ -215,8 +215,7 @@ struct Computed {
 fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Computed> {
     let host = &args.server_host;
     let save_endpoint = examples_common::tcp(host, args.save_port);
-    let mut save_sender =
-        Outbox::connect(context, &save_endpoint, ["computer", "saver", "results"])?;
+    let mut save_sender = Outbox::connect(context, &save_endpoint, ["saver", "results"])?;
 
     // With --ack-port: a SUB socket for this unit's acknowledgements.
     let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
@@ -228,7 +227,7 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
             ack_receiver.set_rcvhwm(100_000)?;
             ack_receiver.set_subscribe(ack::topic(i64::from(unit)).as_bytes())?;
             Some(Acks {
-                link: Link::watch(context, &ack_receiver, &ack_endpoint, "computer")?,
+                link: Link::watch(context, &ack_receiver, &ack_endpoint)?,
                 receiver: &ack_receiver,
                 unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
                 read: Instant::now(),

@@ -107,7 +107,7 @@ fn save(args: &Args) -> Result<ExitCode> {
         Some(_) => format!("{RESULTS}; {ONCE}"),
         None => RESULTS.to_owned(),
     };
-    let mut store = Store::open(args.store.as_deref(), &schema, "saver")?;
+    let mut store = Store::open(args.store.as_deref(), &schema)?;
 
     let context = zmq::Context::new();
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
