@@ -182,8 +182,7 @@ impl Outbox {
             })
             .context("cannot start the thread that closes the sockets")?;
 
-        let signals = stop::signals();
-        let started = Instant::now();
+        let wait = stop::LastWait::new(linger);
         let mut said = false;
         loop {
             match done.recv_timeout(stop::SLICE) {
@@ -191,12 +190,11 @@ impl Outbox {
                 Err(RecvTimeoutError::Timeout) => {}
             }
             // The thread stays blocked in libzmq; the program's exit ends it.
-            let out_of_time = linger.is_some_and(|linger| started.elapsed() >= linger);
-            if out_of_time || stop::signals() > signals {
+            if wait.over() {
                 return Ok(Delivery::Dropped(held));
             }
-            if !said && started.elapsed() >= GRACE {
-                note!("{waiting} ({})", ways_out(signals, linger));
+            if !said && wait.elapsed() >= GRACE {
+                note!("{waiting} ({})", wait.ways_out("drops them"));
                 crate::console::flush();
                 said = true;
             }
@@ -245,17 +243,4 @@ impl Outbox {
         self.unchecked = 0;
         Ok(())
     }
-}
-
-/// What ends a wait at exit, as the waiting line says it.
-fn ways_out(signals: usize, linger: Option<Duration>) -> String {
-    let again = if signals > 0 { " again" } else { "" };
-    let mut ways = format!("Ctrl-C{again} or SIGTERM drops them");
-    if let Some(linger) = linger {
-        ways.push_str(&format!(
-            ", and so does --linger {}",
-            crate::cli::show_duration(linger)
-        ));
-    }
-    ways
 }

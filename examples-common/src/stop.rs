@@ -42,6 +42,47 @@ pub fn signals() -> usize {
     SIGNALS.load(Ordering::SeqCst)
 }
 
+/// A wait at exit (for queued messages to leave, for acknowledgements):
+/// it ends at `--linger` when one is given, and at one more Ctrl-C or
+/// SIGTERM than had come when it began.
+#[derive(Debug)]
+pub struct LastWait {
+    signals: usize,
+    started: Instant,
+    linger: Option<Duration>,
+}
+
+impl LastWait {
+    pub fn new(linger: Option<Duration>) -> LastWait {
+        LastWait {
+            signals: signals(),
+            started: Instant::now(),
+            linger,
+        }
+    }
+
+    /// True once the wait should end.
+    pub fn over(&self) -> bool {
+        signals() > self.signals || self.linger.is_some_and(|linger| self.elapsed() >= linger)
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// What ends it, as a waiting line says it, with what that does:
+    /// `Ctrl-C again or SIGTERM drops them, and so does --linger 2s`.
+    pub fn ways_out(&self, effect: &str) -> String {
+        let again = if self.signals > 0 { " again" } else { "" };
+        let mut ways = format!("Ctrl-C{again} or SIGTERM {effect}");
+        if let Some(linger) = self.linger {
+            let linger = crate::cli::show_duration(linger);
+            ways.push_str(&format!(", and so does --linger {linger}"));
+        }
+        ways
+    }
+}
+
 /// Sleeps for `duration`, waking early on Ctrl-C. Returns false if a stop
 /// was requested. Pending output is flushed before sleeping.
 pub fn sleep(duration: Duration) -> bool {

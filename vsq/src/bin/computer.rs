@@ -272,28 +272,16 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     // one more Ctrl-C or SIGTERM.
     let unacknowledged = match &mut acks {
         Some(acks) => {
-            let deadline = args.linger.map(|linger| Instant::now() + linger);
-            let signals = stop::signals();
-            let give_up = || {
-                stop::signals() > signals
-                    || deadline.is_some_and(|deadline| Instant::now() >= deadline)
-            };
+            let wait = stop::LastWait::new(args.linger);
             // Most come at once: say that we wait only when it takes a while.
-            let patience = Instant::now() + args.ack_timeout;
-            let quick = || give_up() || Instant::now() >= patience;
-            if !acks.wait_until(0, &mut save_sender, quick)? && !give_up() {
-                let again = if signals > 0 { " again" } else { "" };
-                let linger = match args.linger {
-                    Some(linger) => {
-                        format!(", and so does --linger {}", cli::show_duration(linger))
-                    }
-                    None => String::new(),
-                };
+            let quick = || wait.over() || wait.elapsed() >= args.ack_timeout;
+            if !acks.wait_until(0, &mut save_sender, quick)? && !wait.over() {
                 note!(
-                    "computer: waiting for the saver to acknowledge {} (Ctrl-C{again} or SIGTERM gives up{linger})",
-                    console::count(acks.unacknowledged.len() as u64, ["result", "results"])
+                    "computer: waiting for the saver to acknowledge {} ({})",
+                    console::count(acks.unacknowledged.len() as u64, ["result", "results"]),
+                    wait.ways_out("gives up")
                 );
-                acks.wait_until(0, &mut save_sender, give_up)?;
+                acks.wait_until(0, &mut save_sender, || wait.over())?;
             }
             Some(acks.unacknowledged.len() as u64)
         }
