@@ -218,21 +218,25 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     let mut save_sender = Outbox::connect(context, &save_endpoint, ["saver", "results"])?;
 
     // With --ack-port: a SUB socket for this unit's acknowledgements.
-    let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
-    let mut acks = match args.ack_port {
+    let ack_receiver = match args.ack_port {
         Some(port) => {
+            let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
             let ack_endpoint = examples_common::tcp(host, port);
             examples_common::connect(&ack_receiver, &ack_endpoint)?;
             // Room for a stream's acknowledgements, as the saver gives them.
             ack_receiver.set_rcvhwm(100_000)?;
             ack_receiver.set_subscribe(ack::topic(i64::from(unit)).as_bytes())?;
-            Some(Acks {
-                link: Link::watch(context, &ack_receiver, &ack_endpoint)?,
-                receiver: &ack_receiver,
-                unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
-                read: Instant::now(),
-            })
+            Some((ack_receiver, ack_endpoint))
         }
+        None => None,
+    };
+    let mut acks = match &ack_receiver {
+        Some((receiver, endpoint)) => Some(Acks {
+            link: Link::watch(context, receiver, endpoint)?,
+            receiver,
+            unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
+            read: Instant::now(),
+        }),
         None => None,
     };
 
