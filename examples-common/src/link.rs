@@ -16,6 +16,15 @@ use anyhow::{Context as _, Result};
 
 use crate::{Polled, Poller, Received, take};
 
+/// What a monitor reports of a socket's connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    /// A connection was made: its handshake is done.
+    Connected,
+    /// A connection was lost.
+    Disconnected,
+}
+
 /// The events of one socket, read from its monitor.
 pub struct Monitor {
     events: zmq::Socket,
@@ -39,9 +48,8 @@ impl Monitor {
         Ok(Monitor { events: monitor })
     }
 
-    /// The next event, without waiting: `Some(true)` for a connection made,
-    /// `Some(false)` for one lost, `None` when there is no news.
-    pub fn next(&self) -> Result<Option<bool>> {
+    /// The next event, without waiting, or `None` when there is no news.
+    pub fn next(&self) -> Result<Option<Event>> {
         loop {
             let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
@@ -54,8 +62,8 @@ impl Monitor {
                 continue;
             };
             match zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high])) {
-                zmq::SocketEvent::HANDSHAKE_SUCCEEDED => return Ok(Some(true)),
-                zmq::SocketEvent::DISCONNECTED => return Ok(Some(false)),
+                zmq::SocketEvent::HANDSHAKE_SUCCEEDED => return Ok(Some(Event::Connected)),
+                zmq::SocketEvent::DISCONNECTED => return Ok(Some(Event::Disconnected)),
                 _ => {}
             }
         }
@@ -98,8 +106,8 @@ impl<'a> Link<'a> {
     /// Reads the monitor's news without waiting, and connects again if the
     /// connection was lost: true if it did.
     pub fn check(&mut self) -> Result<bool> {
-        while let Some(connected) = self.monitor.next()? {
-            if !connected {
+        while let Some(event) = self.monitor.next()? {
+            if event == Event::Disconnected {
                 self.reconnect()?;
                 return Ok(true);
             }

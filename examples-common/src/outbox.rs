@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::link::Monitor;
+use crate::link::{Event, Monitor};
 use crate::{note, stop};
 
 /// How [`Outbox::finish`] ended.
@@ -212,8 +212,8 @@ impl Outbox {
     /// Reads the monitor's news: a peer connected (all queued messages go
     /// to it) or went away (what comes next stays queued).
     fn read_events(&mut self) -> Result<()> {
-        while let Some(connected) = self.monitor.next()? {
-            if connected {
+        while let Some(event) = self.monitor.next()? {
+            if event == Event::Connected {
                 if std::mem::take(&mut self.lost) {
                     self.reconnected = true;
                     note!(
