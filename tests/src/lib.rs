@@ -515,6 +515,16 @@ pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
         .unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
 }
 
+/// A test-side PUSH socket (see [`socket`]) connected to `port` on
+/// 127.0.0.1: a computer or faker stand-in that sends what a test wants.
+pub fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
+    let socket = socket(context, zmq::PUSH);
+    socket
+        .connect(&format!("tcp://127.0.0.1:{port}"))
+        .unwrap_or_else(|error| panic!("cannot connect a test socket to {port}: {error}"));
+    socket
+}
+
 /// A socket whose sends and receives give up after `timeout`, and that
 /// drops what it has not sent when it closes.
 pub fn bounded_socket(

@@ -183,8 +183,7 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
     let context = zmq::Context::new();
-    let sender = tests::socket(&context, zmq::PUSH);
-    sender.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let sender = tests::pusher(&context, &port);
 
     const EMAIL: &str = r#"form field "email" is not an address local@domain"#;
     const DATE: &str = r#"form field "created_at" is not a date YYYYMMDD"#;
@@ -249,8 +248,7 @@ fn mailbin_accepts_a_form_of_any_real_calendar_date() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
     let context = zmq::Context::new();
-    let sender = tests::socket(&context, zmq::PUSH);
-    sender.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let sender = tests::pusher(&context, &port);
     for day in ["20130315", "20240229", "19991231"] {
         sender.send(form_with("created_at", json!(day)), 0).unwrap();
     }
@@ -361,8 +359,7 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
         let port = free_port().to_string();
         let mut mailbin = listening_mailbin(&port, &[]);
         let context = zmq::Context::new();
-        let sender = tests::socket(&context, zmq::PUSH);
-        sender.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+        let sender = tests::pusher(&context, &port);
         sender.send("not a form", 0).unwrap();
         sender
             .send(serde_json::to_vec(&form()).unwrap(), 0)

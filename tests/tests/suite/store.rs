@@ -21,12 +21,6 @@ fn saver(port: &str, store: &Path, extra: &[&str]) -> Program {
     Program::start("saver", &args)
 }
 
-fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
-    let socket = tests::socket(context, zmq::PUSH);
-    socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
-    socket
-}
-
 fn results(store: &Path) -> Vec<(i64, i64, f64, f64)> {
     let connection = Connection::open(store).unwrap();
     let mut query = connection
@@ -89,7 +83,7 @@ fn saver_stores_what_it_accepts_and_what_it_rejects() {
     let mut saver = saver(&port, &store, &["--count", "3"]);
     saver.wait_for_stdout("Listening", WAIT);
     let context = zmq::Context::new();
-    let computer = pusher(&context, &port);
+    let computer = tests::pusher(&context, &port);
     let messages: [&[u8]; 5] = [
         br#"{"unit": 7, "counter": 0, "x": 0.25, "y": -1.5}"#,
         b"\xff\x00 not json",
@@ -129,7 +123,7 @@ fn rows_are_committed_while_the_saver_runs() {
     let mut saver = saver(&port, &store, &[]);
     saver.wait_for_stdout("Listening", WAIT);
     let context = zmq::Context::new();
-    let computer = pusher(&context, &port);
+    let computer = tests::pusher(&context, &port);
     computer
         .send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0)
         .unwrap();
@@ -188,7 +182,7 @@ fn a_second_run_appends() {
         let mut saver = saver(&port, &store, &["--count", "1"]);
         saver.wait_for_stdout("Listening", WAIT);
         let message = format!(r#"{{"unit": 2, "counter": {counter}, "x": 0, "y": 0}}"#);
-        let computer = pusher(&context, &port);
+        let computer = tests::pusher(&context, &port);
         computer.send(message.as_bytes(), 0).unwrap();
         assert!(saver.finish(WAIT).success());
     }
@@ -267,7 +261,7 @@ fn mailbin_stores_valid_forms_and_rejected_messages() {
     let mut mailbin = Program::start("mailbin", &args);
     mailbin.wait_for_stdout("Mailbin listening", WAIT);
     let context = zmq::Context::new();
-    let faker = pusher(&context, &port);
+    let faker = tests::pusher(&context, &port);
     faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     faker
         .send(
