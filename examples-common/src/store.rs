@@ -204,8 +204,8 @@ impl Database {
             .connection
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for row in &self.rows {
-            let received_at = self.clock.text(row.received_at).to_owned();
-            let outcome = insert(&transaction, row.insert, &row.values, &received_at);
+            let received_at = self.clock.text(row.received_at);
+            let outcome = insert(&transaction, row.insert, &row.values, received_at);
             if row.accepted {
                 added.push(matches!(outcome, Ok(changed) if changed > 0));
             }
@@ -223,7 +223,7 @@ impl Database {
                     let reason = format!("SQLite refused the row: {error}");
                     crate::console::reject(&reason, shown.as_bytes());
                     let values = [shown.into_bytes().into(), reason.into()];
-                    insert(&transaction, INSERT_REJECTED, &values, &received_at)?;
+                    insert(&transaction, INSERT_REJECTED, &values, received_at)?;
                 }
             }
         }
