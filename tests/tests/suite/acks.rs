@@ -149,3 +149,53 @@ fn a_frozen_then_cut_link_loses_no_result() {
     tests::assert_stopped_cleanly(&saver, "saver: ");
     assert_every_result_once(&store);
 }
+
+#[test]
+fn a_computer_with_acks_and_a_saver_without_stops_at_its_window() {
+    let (cmd, reply, save, ack) = (
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+        free_port().to_string(),
+    );
+    // A saver as the original: it takes results and acknowledges none.
+    let mut saver = Program::start("saver", &["--port", &save, "--bind", "127.0.0.1"]);
+    let extra = [
+        "--ack-port",
+        &ack,
+        "--window",
+        "100",
+        "--ack-timeout",
+        "100ms",
+        "--interval",
+        "0s",
+    ];
+    let mut computer = Program::start(
+        "computer",
+        &tests::computer_args([&cmd, &reply, &save], "4", &extra),
+    );
+    // At its window of unacknowledged results it computes no more; it
+    // asks again only of a saver that ever acknowledged.
+    saver.wait_for_stdout("\"unit\":4,\"counter\":99,", WAIT);
+    computer.signal(Signal::SIGINT);
+    computer.wait_for_stderr(
+        "computer: waiting for the saver to acknowledge 100 results (Ctrl-C again or SIGTERM gives up)",
+        WAIT,
+    );
+    let computer = computer.stop(Signal::SIGTERM, WAIT);
+    assert_eq!(computer.code(), Some(1), "{computer:?}");
+    assert_eq!(
+        computer.stderr[computer.stderr.len() - 2..],
+        [
+            "computer: unit 4 computed 100 results, answered 0 commands, 0 acknowledged",
+            "computer: 100 results not acknowledged",
+        ]
+    );
+    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    let printed = saver
+        .stdout
+        .iter()
+        .filter(|line| line.starts_with("Computer requested a save"))
+        .count();
+    assert_eq!(printed, 100, "each result once: {:?}", saver.stderr);
+}
