@@ -48,7 +48,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// ... and gives it up when no answer came for this long: a peer that
 /// vanished without closing (a host down, a cable pulled) sends no FIN,
 /// and TCP alone would notice nothing for minutes.
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(6);
+pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Creates a socket of `kind` whose connections use heartbeats; only fails
 /// when the context is gone.
