@@ -29,9 +29,26 @@ pub struct Relay {
 impl Relay {
     /// Listens on a free port, and relays to `target` on 127.0.0.1.
     pub fn start(target: u16) -> Relay {
+        Relay::listen(target, None)
+    }
+
+    /// A relay whose connections take in only a few KiB at a time: frozen,
+    /// it holds up what is sent to it almost at once, and the kernel
+    /// cannot make room for more later (as it may for a stopped process,
+    /// whose receive buffers it compacts under memory pressure).
+    pub fn narrow(target: u16) -> Relay {
+        Relay::listen(target, Some(4096))
+    }
+
+    fn listen(target: u16, receive_buffer: Option<usize>) -> Relay {
         let port = crate::free_port();
         let listener = TcpListener::bind(("127.0.0.1", port))
             .unwrap_or_else(|error| panic!("the relay cannot listen on {port}: {error}"));
+        if let Some(bytes) = receive_buffer {
+            // Accepted connections take the listener's buffer size.
+            nix::sys::socket::setsockopt(&listener, nix::sys::socket::sockopt::RcvBuf, &bytes)
+                .unwrap_or_else(|error| panic!("the relay cannot set its buffer: {error}"));
+        }
         listener
             .set_nonblocking(true)
             .unwrap_or_else(|error| panic!("the relay cannot listen: {error}"));
