@@ -76,8 +76,8 @@ struct Args {
     /// acknowledgement; at the window, the computer waits
     #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = cli::count())]
     window: u64,
-    /// With --ack-port: send again what is unacknowledged when no
-    /// acknowledgement came for this long (a duration: 250ms, 1s, 2m)
+    /// With --ack-port: send a result again when it waited this long for its
+    /// acknowledgement, from a saver that acknowledges (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = cli::duration)]
     ack_timeout: Duration,
     #[command(flatten)]
@@ -314,8 +314,8 @@ const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
 
 impl Acks<'_> {
     /// Reads acknowledgements until at most `waiting` results wait for
-    /// theirs, sending everything again after a reconnect or when they
-    /// stopped coming; false if `give_up` said to stop first.
+    /// theirs, sending everything again after a reconnect, and what
+    /// waited too long; false if `give_up` said to stop first.
     fn wait_until(
         &mut self,
         waiting: usize,
