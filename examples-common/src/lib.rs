@@ -1,7 +1,20 @@
-//! What every example shares, as `zhelpers.h` does for the ZeroMQ Guide's C
-//! examples: the original's ports, endpoint strings, socket set-up with
-//! errors that say what failed, the poller, the stop flag, buffered output
-//! and the `error: ...` exit. Each piece is small enough to read in a minute.
+//! What every example shares, as `zhelpers.h` does for the ZeroMQ Guide's
+//! C examples. The map:
+//!
+//! - here: the original's ports, endpoint strings, socket set-up whose
+//!   errors say what failed, and [`run`], the one `error: ...` exit (all);
+//! - [`cli`]: flags several programs share (all);
+//! - [`console`]: `say!` and `note!`, buffered stdout, one-line payloads (all);
+//! - [`stop`]: Ctrl-C and SIGTERM as a flag that loops look at (all);
+//! - [`poller`]: waiting on several sockets, and reading a whole message
+//!   (reqrep_server, command, saver, mailbin);
+//! - [`link`]: a connecting socket that says when its connection is lost,
+//!   and a receive with a timeout (reqrep_client, sub_client, computer);
+//! - [`outbox`]: what a PUSH socket may still hold at exit (computer, faker);
+//! - [`store`]: the SQLite database of `--store` (saver, mailbin).
+//!
+//! A tutorial reader may skip the insides of the outbox and the store, and
+//! the console's line stamps, which only the tour uses.
 
 pub mod cli;
 pub mod console;
@@ -12,18 +25,17 @@ pub mod stop;
 #[cfg(feature = "store")]
 pub mod store;
 
-use std::collections::BTreeSet;
 use std::net::ToSocketAddrs as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::{LazyLock, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context as _, Result};
 
-pub use link::Link;
+pub use link::{Link, Received};
 pub use outbox::{Delivery, Outbox};
-pub use poller::{Incoming, Polled, Poller, Received, receive, take};
+pub use poller::{Incoming, Poller, take};
 
 /// Request-reply: the REP server listens here.
 pub const REQREP_PORT: u16 = 5556;
@@ -43,39 +55,31 @@ pub fn tcp(host: &str, port: u16) -> String {
     format!("tcp://{host}:{port}")
 }
 
-/// Every connection pings its peer this often (ZMTP heartbeats)...
-pub const HEARTBEAT: Duration = Duration::from_secs(1);
-/// ... and gives it up when no answer came for this long: a peer that
-/// vanished without closing (a host down, a cable pulled) sends no FIN,
-/// and TCP alone would notice nothing for minutes.
-pub const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// Creates a socket of `kind` whose connections use heartbeats; only fails
-/// when the context is gone.
+/// Creates a socket of `kind`. Its connections ping the peer every second
+/// (ZMTP heartbeats) and give it up after 3 s of silence: a peer that
+/// vanished without closing (a host down, a cable pulled) sends no FIN, and
+/// TCP alone would notice nothing for minutes.
 pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
     let socket = context
         .socket(kind)
         .with_context(|| format!("cannot create a {kind:?} socket"))?;
-    let millis = |duration: Duration| duration.as_millis() as i32;
-    socket.set_heartbeat_ivl(millis(HEARTBEAT))?;
-    socket.set_heartbeat_timeout(millis(HEARTBEAT_TIMEOUT))?;
+    socket.set_heartbeat_ivl(1000)?;
+    socket.set_heartbeat_timeout(3000)?;
     // The peer gives us up, too, when it hears nothing for as long.
-    socket.set_heartbeat_ttl(millis(HEARTBEAT_TIMEOUT))?;
+    socket.set_heartbeat_ttl(3000)?;
     Ok(socket)
 }
 
-/// Creates a socket that receives, refusing messages over `max_message_size`
-/// bytes so that no peer can make us allocate without bound (libzmq drops
-/// the connection that sends one).
+/// Creates a socket that receives, and refuses messages over
+/// `--max-message-size`: no peer can make it allocate without bound
+/// (libzmq drops the connection that sends one).
 pub fn receiver(
     context: &zmq::Context,
     kind: zmq::SocketType,
     limit: &cli::ReceiveLimit,
 ) -> Result<zmq::Socket> {
     let socket = socket(context, kind)?;
-    socket
-        .set_maxmsgsize(limit.max_message_size)
-        .context("cannot set the message size limit")?;
+    socket.set_maxmsgsize(limit.max_message_size)?;
     Ok(socket)
 }
 
@@ -109,27 +113,21 @@ pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
         .with_context(|| format!("cannot connect to {endpoint}"))
 }
 
-/// Says once per host, on stderr, that a `tcp://` host name does not
-/// resolve: ZeroMQ would keep trying it in silence, and a misspelt
-/// `--host` would look like a server that does not answer.
+/// Says once, on stderr, that a `tcp://` host name does not resolve:
+/// ZeroMQ would keep trying it in silence, and a misspelt `--host` would
+/// look like a server that does not answer.
 fn warn_if_unresolvable(endpoint: &str) {
-    static WARNED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    static WARNED: AtomicBool = AtomicBool::new(false);
     let Some(address) = endpoint.strip_prefix("tcp://") else {
         return;
     };
-    if address
+    let resolves = address
         .to_socket_addrs()
-        .is_ok_and(|mut found| found.next().is_some())
-    {
-        return;
-    }
-    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
-    if warned.insert(host.to_owned()) {
-        note!(
-            "{}: warning: cannot resolve host {host} (ZeroMQ keeps trying)",
-            program_name()
-        );
+        .is_ok_and(|mut found| found.next().is_some());
+    if !resolves && !WARNED.swap(true, Ordering::Relaxed) {
+        let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+        let program = program_name();
+        note!("{program}: warning: cannot resolve host {host} (ZeroMQ keeps trying)");
     }
 }
 

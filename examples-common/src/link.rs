@@ -1,165 +1,153 @@
-//! Watching connections. libzmq's socket monitor reports, as messages on
-//! an inproc socket, when a connection is made or lost; [`Monitor`] reads
-//! those events, and [`Link`] uses them so that a connecting receiver is
-//! never deaf.
+//! Watching a connection. libzmq's socket monitor reports, as messages on
+//! an inproc socket, when a connection is made (its handshake done) or
+//! lost; a [`Link`] reads them and says on stderr when its connection is
+//! lost and when it is made again.
 //!
-//! Trap: a peer that sends a message over the receiver's size limit
-//! (`ZMQ_MAXMSGSIZE`) is a protocol error to libzmq: it drops that
-//! connection and, unlike after a network error, never connects again. A
-//! SUB or REQ socket would then wait for ever. [`Link::receive`] sees the
-//! connection go, says so, and connects again.
+//! Trap: a message over a receiver's size limit (`ZMQ_MAXMSGSIZE`) is a
+//! protocol error to libzmq: it drops the connection and, unlike after a
+//! network error, never connects again. A SUB or REQ socket would wait for
+//! ever: the link connects it again.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::{Polled, Poller, Received, take};
+use crate::{Incoming, Poller, take};
 
-/// What a monitor reports of a socket's connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    /// A connection was made: its handshake is done.
-    Connected,
-    /// A connection was lost.
-    Disconnected,
-}
-
-/// The events of one socket, read from its monitor.
-pub struct Monitor {
+/// The connection of one connecting socket, watched through its monitor.
+pub struct Link {
+    pub(crate) endpoint: String,
+    /// Who is at the other end, as the lines on stderr say it.
+    pub(crate) peer: String,
+    /// For a PUSH socket, what waits in its queue while the link is down
+    /// (`results`); a receiver (`None`) is connected again instead.
+    pub(crate) queued: Option<&'static str>,
     events: zmq::Socket,
+    connected: bool,
+    lost: bool,
 }
 
-impl Monitor {
-    /// Starts monitoring `socket` for connections made (handshake done) and lost.
-    pub fn new(context: &zmq::Context, socket: &zmq::Socket) -> Result<Monitor> {
+/// What [`Link::receive`] got.
+#[derive(Debug)]
+pub enum Received {
+    Message(Incoming),
+    /// The timeout passed with nothing to read.
+    TimedOut,
+    /// Ctrl-C or SIGTERM came.
+    Stopped,
+    /// The connection was lost and made again: a request sent before it may
+    /// need sending again.
+    Reconnected,
+}
+
+impl Link {
+    /// Connects `socket` to `endpoint`, watching the connection from before
+    /// it is made, so that its first handshake is seen too.
+    pub fn connect(context: &zmq::Context, socket: &zmq::Socket, endpoint: &str) -> Result<Link> {
         static MONITORS: AtomicUsize = AtomicUsize::new(0);
-        let endpoint = format!(
+        let monitor = format!(
             "inproc://monitor-{}",
             MONITORS.fetch_add(1, Ordering::Relaxed)
         );
-        let events = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
+        let watched = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
             | zmq::SocketEvent::DISCONNECTED.to_raw();
         socket
-            .monitor(&endpoint, i32::from(events))
+            .monitor(&monitor, i32::from(watched))
             .context("cannot monitor a socket")?;
-        let monitor = crate::socket(context, zmq::PAIR)?;
-        crate::connect(&monitor, &endpoint)?;
-        Ok(Monitor { events: monitor })
+        let events = crate::socket(context, zmq::PAIR)?;
+        events
+            .connect(&monitor)
+            .context("cannot read a socket's events")?;
+        crate::connect(socket, endpoint)?;
+        Ok(Link {
+            endpoint: endpoint.to_owned(),
+            peer: endpoint.to_owned(),
+            queued: None,
+            events,
+            connected: false,
+            lost: false,
+        })
     }
 
-    /// The next event, without waiting, or `None` when there is no news.
-    pub fn next(&self) -> Result<Option<Event>> {
+    /// True while the connection is up (its handshake done).
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// Reads the monitor's news, without waiting. Says when the connection
+    /// is lost (and connects a receiver again) or made again; true if it
+    /// was made again.
+    pub fn check(&mut self, socket: &zmq::Socket) -> Result<bool> {
+        let mut again = false;
         loop {
             let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
-                Err(error) => return Err(error).context("cannot read socket events"),
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(again),
+                Err(error) => return Err(error).context("cannot read a socket's events"),
             };
             // An event is two frames: 2 bytes of event number and 4 of
             // value, then the peer's endpoint.
             let Some(&[low, high]) = frames.first().and_then(|frame| frame.get(..2)) else {
                 continue;
             };
-            match zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high])) {
-                zmq::SocketEvent::HANDSHAKE_SUCCEEDED => return Ok(Some(Event::Connected)),
-                zmq::SocketEvent::DISCONNECTED => return Ok(Some(Event::Disconnected)),
-                _ => {}
+            let program = crate::program_name();
+            let peer = &self.peer;
+            if zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high]))
+                == zmq::SocketEvent::HANDSHAKE_SUCCEEDED
+            {
+                if std::mem::take(&mut self.lost) {
+                    crate::note!("{program}: connected to {peer} again");
+                    again = true;
+                }
+                self.connected = true;
+                continue;
             }
-        }
-    }
-
-    /// Waits up to `timeout` for an event (without reading it).
-    pub fn wait(&self, timeout: Duration) -> Result<()> {
-        let millis = i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX);
-        match self.events.poll(zmq::POLLIN, millis) {
-            Ok(_) | Err(zmq::Error::EINTR) => Ok(()),
-            Err(error) => Err(error).context("cannot watch a socket's events"),
-        }
-    }
-}
-
-/// A connecting receiver (SUB, REQ) that connects again whenever its
-/// connection is lost, and says so on stderr.
-pub struct Link<'a> {
-    socket: &'a zmq::Socket,
-    endpoint: String,
-    monitor: Monitor,
-    lost: bool,
-}
-
-impl<'a> Link<'a> {
-    /// Watches `socket`, connected to `endpoint`.
-    pub fn watch(
-        context: &zmq::Context,
-        socket: &'a zmq::Socket,
-        endpoint: &str,
-    ) -> Result<Link<'a>> {
-        Ok(Link {
-            monitor: Monitor::new(context, socket)?,
-            socket,
-            endpoint: endpoint.to_owned(),
-            lost: false,
-        })
-    }
-
-    /// Reads the monitor's news without waiting, and connects again if the
-    /// connection was lost: true if it did.
-    pub fn check(&mut self) -> Result<bool> {
-        while let Some(event) = self.monitor.next()? {
-            if event == Event::Disconnected {
-                self.reconnect()?;
-                return Ok(true);
-            }
-            if std::mem::take(&mut self.lost) {
+            (self.connected, self.lost) = (false, true);
+            let Some(what) = self.queued else {
+                let limit = socket.get_maxmsgsize().unwrap_or(-1);
                 crate::note!(
-                    "{}: connected to {} again",
-                    crate::program_name(),
-                    self.endpoint
+                    "{program}: lost the connection to {peer} (the peer went away, or sent a message over {limit} bytes); connecting again"
                 );
-            }
+                // libzmq may be connecting again already (after a network
+                // error) or not (after a protocol error): start over.
+                match socket.disconnect(&self.endpoint) {
+                    Ok(()) | Err(zmq::Error::ENOENT) => {}
+                    Err(error) => return Err(error).context("cannot disconnect"),
+                }
+                socket
+                    .connect(&self.endpoint)
+                    .with_context(|| format!("cannot connect to {}", self.endpoint))?;
+                continue;
+            };
+            crate::note!(
+                "{program}: lost the connection to {peer}; {what} wait in the queue until it is back"
+            );
         }
-        Ok(false)
     }
 
-    /// Receives one message, as [`crate::receive`] does, or returns
-    /// [`Received::Reconnected`] once a lost connection was made again.
-    pub fn receive(&mut self, timeout: Option<Duration>) -> Result<Received> {
+    /// Receives one message from `socket`, as a blocking `recv` would, but
+    /// gives up after `timeout` (`None`: never), on Ctrl-C, and when a lost
+    /// connection was made again.
+    pub fn receive(&mut self, socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Received> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         loop {
-            if let Some(message) = take(self.socket)? {
+            if let Some(message) = take(socket)? {
                 return Ok(Received::Message(message));
             }
-            if self.check()? {
+            if self.check(socket)? {
                 return Ok(Received::Reconnected);
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
             let mut poller = Poller::new();
-            poller.register(self.socket);
-            poller.register(&self.monitor.events);
-            match poller.poll(left)? {
-                Polled::Ready => {}
-                Polled::TimedOut => return Ok(Received::TimedOut),
-                Polled::Stopped => return Ok(Received::Stopped),
+            poller.register(socket);
+            poller.register(&self.events);
+            if !poller.poll(left)? {
+                return Ok(match crate::stop::requested() {
+                    true => Received::Stopped,
+                    false => Received::TimedOut,
+                });
             }
         }
-    }
-
-    fn reconnect(&mut self) -> Result<()> {
-        let limit = self.socket.get_maxmsgsize().unwrap_or(-1);
-        crate::note!(
-            "{}: lost the connection to {} (the peer went away, or sent a message over {limit} bytes); connecting again",
-            crate::program_name(),
-            self.endpoint
-        );
-        // libzmq may be connecting again already (after a network error)
-        // or not (after a protocol error): start over either way.
-        match self.socket.disconnect(&self.endpoint) {
-            Ok(()) | Err(zmq::Error::ENOENT) => {}
-            Err(error) => return Err(error).context("cannot disconnect"),
-        }
-        crate::connect(self.socket, &self.endpoint)?;
-        self.lost = true;
-        Ok(())
     }
 }

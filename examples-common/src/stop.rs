@@ -42,10 +42,9 @@ pub fn signals() -> usize {
     SIGNALS.load(Ordering::SeqCst)
 }
 
-/// A wait at exit (for queued messages to leave, for acknowledgements):
-/// it ends at `--linger` when one is given, and at one more Ctrl-C or
-/// SIGTERM than had come when it began.
-#[derive(Debug)]
+/// A wait at exit (computer and faker: for queued messages to leave, for
+/// acknowledgements): it ends at `--linger` when one is given, and at one
+/// more Ctrl-C or SIGTERM than had come when it began.
 pub struct LastWait {
     signals: usize,
     started: Instant,
@@ -54,9 +53,10 @@ pub struct LastWait {
 
 impl LastWait {
     pub fn new(linger: Option<Duration>) -> LastWait {
+        let (signals, started) = (signals(), Instant::now());
         LastWait {
-            signals: signals(),
-            started: Instant::now(),
+            signals,
+            started,
             linger,
         }
     }

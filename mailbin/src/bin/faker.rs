@@ -55,9 +55,11 @@ fn main() -> ExitCode {
 
 fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
-    // Socket for sending forms to the mailbin.
+    // Socket for sending forms to the mailbin, watched by an outbox that
+    // counts what it may still hold.
+    let form_sender = examples_common::socket(&context, zmq::PUSH)?;
     let endpoint = examples_common::tcp(&args.host, args.port);
-    let mut form_sender = Outbox::connect(&context, &endpoint, ["mailbin", "forms"])?;
+    let mut outbox = Outbox::connect(&context, form_sender, &endpoint, ["mailbin", "forms"])?;
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),
@@ -71,7 +73,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // Show the form, then send it to the mailbin: shown first, it comes
         // before any line the mailbin prints about it.
         say!("{}", serde_json::to_string_pretty(&form)?);
-        if !form_sender.push(serde_json::to_string(&form)?.as_bytes())? {
+        if !outbox.send(serde_json::to_string(&form)?.as_bytes())? {
             break;
         }
         pushed += 1;
@@ -82,7 +84,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
 
     // Trap: forms still queued for a mailbin that is not there would hold
     // up the exit; wait for them to leave, deliberately, or drop them and say so.
-    let delivery = form_sender.finish(context, args.linger)?;
+    let delivery = outbox.finish(context, args.linger)?;
     note!("faker: {} made", console::count(pushed, ["form", "forms"]));
     match delivery {
         Delivery::Sent => Ok(ExitCode::SUCCESS),

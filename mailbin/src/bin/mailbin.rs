@@ -42,8 +42,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
-use examples_common::store::Store;
-use examples_common::{Incoming, Polled, Poller, cli, console, note, say};
+use examples_common::store::{Store, params};
+use examples_common::{Incoming, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form};
 use serde_json::Value;
 
@@ -85,10 +85,10 @@ const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
     received_at TEXT NOT NULL
 )";
 
-/// How each valid form is stored: the store fills in `received_at`.
+/// How each valid form is stored.
 const INSERT: &str = "INSERT INTO forms
     (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%fZ'))";
 
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.
@@ -106,18 +106,18 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let forms = poller.register(&form_receiver);
     let mut mailbin = Mailbin::default();
     while args.count.is_none_or(|count| mailbin.received < count) {
-        if poller.poll(None)? == Polled::Stopped {
-            // A clean stop: take no more, and keep what reached us already.
+        if !poller.poll(None)? {
+            // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
             examples_common::stop_accepting(&form_receiver)?;
             while let Some(message) = examples_common::take(&form_receiver)? {
-                mailbin.read(message, &mut store);
+                mailbin.read(message, &mut store)?;
             }
             mailbin.keep(&mut store)?;
             break;
         }
         if poller.is_readable(forms) {
             if let Some(message) = examples_common::take(&form_receiver)? {
-                mailbin.read(message, &mut store);
+                mailbin.read(message, &mut store)?;
             }
             mailbin.keep(&mut store)?;
         }
@@ -141,35 +141,40 @@ struct Mailbin {
 impl Mailbin {
     /// Checks one message: a valid form goes to the store and waits to be
     /// printed; anything else is rejected at once.
-    fn read(&mut self, message: Incoming, store: &mut Store) {
+    fn read(&mut self, message: Incoming, store: &mut Store) -> Result<()> {
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
             None => read_form(&message.first),
         };
         match checked {
             Ok(form) => {
-                self.senders.push(format!(
-                    "{} {} {}",
-                    form.first_name, form.last_name, form.email
-                ));
-                let row = vec![
-                    form.first_name.into(),
-                    form.last_name.into(),
-                    form.email.into(),
-                    form.created_at.into(),
-                    form.ip.into(),
-                    form.user_agent.into(),
-                    form.service_uri.into(),
+                let Form {
+                    first_name,
+                    last_name,
+                    email,
+                    ..
+                } = &form;
+                self.senders
+                    .push(format!("{first_name} {last_name} {email}"));
+                let row = params![
+                    form.first_name,
+                    form.last_name,
+                    form.email,
+                    form.created_at,
+                    form.ip,
+                    form.user_agent,
+                    form.service_uri,
                 ];
-                store.insert(INSERT, row);
+                store.insert(INSERT, row, &message.first)?;
                 self.received += 1;
             }
             Err(problem) => {
                 console::reject(&problem, &message.first);
-                store.reject(&message.first, &problem);
+                store.reject(&message.first, &problem)?;
                 self.rejected += 1;
             }
         }
+        Ok(())
     }
 
     /// Commits the forms, then prints them: a printed form is a stored one.

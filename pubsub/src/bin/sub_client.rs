@@ -57,19 +57,17 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
         args.zipcode
     );
     let socket = examples_common::receiver(&context, zmq::SUB, &args.limit)?;
-    examples_common::connect(&socket, &endpoint)?;
+    // Never deaf: the link connects again when the connection is lost.
+    let mut link = Link::connect(&context, &socket, &endpoint)?;
     // Trap: subscriptions match byte prefixes, and "10001" would also
     // match "100012 ...". Subscribing to the zipcode and its space asks for
     // the whole zipcode.
     socket.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
 
-    // Never deaf: a lost connection is made again (see `Link`).
-    let mut updates = Link::watch(&context, &socket, &endpoint)?;
-
     let mut total_temperature: i128 = 0;
     let mut received = 0;
     while received < args.updates {
-        let message = match updates.receive(args.timeout)? {
+        let message = match link.receive(&socket, args.timeout)? {
             Received::Message(message) => message,
             // What was published meanwhile is gone: a subscriber listens on.
             Received::Reconnected => continue,

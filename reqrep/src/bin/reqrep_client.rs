@@ -51,8 +51,8 @@ fn request(args: &Args) -> Result<ExitCode> {
     // (relaxed), and then ignores a late reply to the old one (correlate).
     socket.set_req_relaxed(true)?;
     socket.set_req_correlate(true)?;
-    examples_common::connect(&socket, &endpoint)?;
-    let mut link = Link::watch(&context, &socket, &endpoint)?;
+    // Never deaf: the link connects again when the connection is lost.
+    let mut link = Link::connect(&context, &socket, &endpoint)?;
 
     let mut replies = 0;
     for request in 1..=args.requests {
@@ -63,7 +63,7 @@ fn request(args: &Args) -> Result<ExitCode> {
         // would block it forever; --timeout bounds the wait, and a lost
         // connection makes us ask again.
         let reply = loop {
-            match link.receive(args.timeout)? {
+            match link.receive(&socket, args.timeout)? {
                 Received::Message(reply) => break Some(reply),
                 Received::Reconnected => {
                     note!("reqrep_client: sending request {request} again");

@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::{Polled, Poller, cli, console, note, say};
+use examples_common::{Poller, cli, console, note, say};
 
 /// Answers every request on a REP socket with "World from <PORT>".
 #[derive(Debug, Parser)]
@@ -63,8 +63,8 @@ fn serve(args: &Args) -> Result<ExitCode> {
     let mut replies = 0;
     while args.count.is_none_or(|count| replies < count) {
         // Wait for the next request from a client.
-        if poller.poll(None)? == Polled::Stopped {
-            break;
+        if !poller.poll(None)? {
+            break; // Ctrl-C
         }
         // Trap: the poll also wakes for a malformed request (no envelope),
         // which REP then discards: a blocking recv would wait for the next

@@ -10,6 +10,7 @@ mod faults;
 mod mailbin;
 mod pubsub;
 mod reqrep;
+mod shared;
 mod store;
 mod tour;
 mod vsq;

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Parser;
-use examples_common::{Polled, Poller, cli, console, note, say, stop};
+use examples_common::{Poller, cli, console, note, say, stop};
 use vsq::Reply;
 
 /// Publishes a "configure" command to the computers and prints their replies.
@@ -176,22 +176,20 @@ fn cmd_reply_handler(
             Some(_) => deadline.saturating_duration_since(Instant::now()),
             None => args.quiet_after,
         };
-        match poller.poll(Some(wait))? {
-            Polled::Stopped => return Ok(ExitCode::SUCCESS),
-            Polled::TimedOut => match args.expect {
-                None => {
-                    say!("Poll queue empty");
-                    return Ok(ExitCode::SUCCESS);
-                }
-                Some(expected) => {
-                    let waited = cli::show_duration(args.timeout);
-                    bail!(
-                        "{} of {expected} computers answered within {waited}",
-                        units.len()
-                    );
-                }
-            },
-            Polled::Ready => {}
+        // socks = dict(poller.poll(200)): false when it timed out, or on Ctrl-C.
+        if !poller.poll(Some(wait))? {
+            if stop::requested() {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some(expected) = args.expect else {
+                say!("Poll queue empty");
+                return Ok(ExitCode::SUCCESS);
+            };
+            let waited = cli::show_duration(args.timeout);
+            bail!(
+                "{} of {expected} computers answered within {waited}",
+                units.len()
+            );
         }
         if poller.is_readable(results_index) {
             if let Some(message) = examples_common::take(results_receiver)? {

@@ -111,7 +111,7 @@ fn compute(args: &Args) -> Result<ExitCode> {
     })?;
     let Computed {
         results,
-        save_sender,
+        outbox,
         unacknowledged,
     } = computed;
 
@@ -122,7 +122,7 @@ fn compute(args: &Args) -> Result<ExitCode> {
         Some(0) | None => args.linger,
         Some(_) => Some(Duration::ZERO),
     };
-    let delivery = save_sender.finish(context, linger)?;
+    let delivery = outbox.finish(context, linger)?;
     let acknowledged = match unacknowledged {
         Some(unacknowledged) => format!(", {} acknowledged", results - unacknowledged),
         None => String::new(),
@@ -154,12 +154,11 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let host = &args.server_host;
     let cmd_endpoint = examples_common::tcp(host, args.cmd_port);
     let cmd_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
-    examples_common::connect(&cmd_receiver, &cmd_endpoint)?;
+    // Never deaf: the link connects again when the connection is lost.
+    let mut link = Link::connect(context, &cmd_receiver, &cmd_endpoint)?;
     // Trap: subscriptions match prefixes; the topic and its space match
     // "politiche2013 ..." and not "politiche2013bis ...".
     cmd_receiver.set_subscribe(format!("{} ", args.topic).as_bytes())?;
-    // Never deaf: a lost connection is made again (see `Link`).
-    let mut commands = Link::watch(context, &cmd_receiver, &cmd_endpoint)?;
     let reply_sender = examples_common::socket(context, zmq::PUSH)?;
     // A reply nobody collects is not worth waiting for at exit.
     reply_sender.set_linger(0)?;
@@ -168,7 +167,7 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let mut answered = 0;
     loop {
         say!("Aye sir, unit {unit} ready for your commands ...");
-        let message = match commands.receive(None)? {
+        let message = match link.receive(&cmd_receiver, None)? {
             Received::Message(message) => message,
             Received::Reconnected => continue,
             Received::TimedOut | Received::Stopped => return Ok(answered),
@@ -202,43 +201,42 @@ fn check_command(message: &[u8], topic: &str) -> Result<(), String> {
     vsq::parse_object::<serde_json::Map<String, serde_json::Value>>(body).map(drop)
 }
 
-/// What the main task did: how many results it computed, the socket that
+/// What the main task did: how many results it computed, the outbox that
 /// may still hold some, and, with --ack-port, how many were never
 /// acknowledged.
 struct Computed {
     results: u64,
-    save_sender: Outbox,
+    outbox: Outbox,
     unacknowledged: Option<u64>,
 }
 
 /// The main task: computes results and pushes them to the saver.
 fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Computed> {
     let host = &args.server_host;
+    // Socket to send results to the saver, watched by an outbox that counts
+    // what it may still hold.
+    let save_sender = examples_common::socket(context, zmq::PUSH)?;
     let save_endpoint = examples_common::tcp(host, args.save_port);
-    let mut save_sender = Outbox::connect(context, &save_endpoint, ["saver", "results"])?;
+    let mut outbox = Outbox::connect(context, save_sender, &save_endpoint, ["saver", "results"])?;
 
     // With --ack-port: a SUB socket for this unit's acknowledgements.
     let ack_receiver = match args.ack_port {
         Some(port) => {
             let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
-            let ack_endpoint = examples_common::tcp(host, port);
-            examples_common::connect(&ack_receiver, &ack_endpoint)?;
             // Room for a stream's acknowledgements, as the saver gives them.
             ack_receiver.set_rcvhwm(100_000)?;
+            let link = Link::connect(context, &ack_receiver, &examples_common::tcp(host, port))?;
             ack_receiver.set_subscribe(ack::topic(i64::from(unit)).as_bytes())?;
-            Some((ack_receiver, ack_endpoint))
+            Some((ack_receiver, link))
         }
         None => None,
     };
-    let mut acks = match &ack_receiver {
-        Some((receiver, endpoint)) => Some(Acks {
-            link: Link::watch(context, receiver, endpoint)?,
-            receiver,
-            unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
-            read: Instant::now(),
-        }),
-        None => None,
-    };
+    let mut acks = ack_receiver.map(|(receiver, link)| Acks {
+        link,
+        receiver,
+        unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
+        read: Instant::now(),
+    });
 
     let mut rng = rand::rng();
     // One buffer for every result's JSON, rather than one allocation each.
@@ -256,14 +254,14 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
         if let Some(acks) = &mut acks {
             acks.unacknowledged.keep(result.counter, &message);
         }
-        if !save_sender.push(&message)? {
+        if !outbox.send(&message)? {
             break;
         }
         counter += 1;
         if let Some(acks) = &mut acks {
             // At the window, wait for acknowledgements before computing more.
             let room = args.window as usize - 1;
-            if !acks.wait_until(room, &mut save_sender, stop::requested)? {
+            if !acks.wait_until(room, &mut outbox, stop::requested)? {
                 break;
             }
         }
@@ -279,13 +277,13 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
             let wait = stop::LastWait::new(args.linger);
             // Most come at once: say that we wait only when it takes a while.
             let quick = || wait.over() || wait.elapsed() >= args.ack_timeout;
-            if !acks.wait_until(0, &mut save_sender, quick)? && !wait.over() {
+            if !acks.wait_until(0, &mut outbox, quick)? && !wait.over() {
                 note!(
                     "computer: waiting for the saver to acknowledge {} ({})",
                     console::count(acks.unacknowledged.len() as u64, ["result", "results"]),
                     wait.ways_out("gives up")
                 );
-                acks.wait_until(0, &mut save_sender, || wait.over())?;
+                acks.wait_until(0, &mut outbox, || wait.over())?;
             }
             Some(acks.unacknowledged.len() as u64)
         }
@@ -293,16 +291,16 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     };
     Ok(Computed {
         results: counter,
-        save_sender,
+        outbox,
         unacknowledged,
     })
 }
 
 /// With --ack-port: this unit's acknowledgements, and the results waiting
 /// for theirs (the protocol is in `vsq::ack`).
-struct Acks<'a> {
-    link: Link<'a>,
-    receiver: &'a zmq::Socket,
+struct Acks {
+    link: Link,
+    receiver: zmq::Socket,
     unacknowledged: Unacknowledged,
     /// When the sockets were last read: each read of an empty socket is a
     /// system call, too many to make for every result of a stream.
@@ -312,14 +310,14 @@ struct Acks<'a> {
 /// How often a stream looks for acknowledgements while there is room.
 const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
 
-impl Acks<'_> {
+impl Acks {
     /// Reads acknowledgements until at most `waiting` results wait for
     /// theirs, sending everything again after a reconnect, and what
     /// waited too long; false if `give_up` said to stop first.
     fn wait_until(
         &mut self,
         waiting: usize,
-        save_sender: &mut Outbox,
+        outbox: &mut Outbox,
         give_up: impl Fn() -> bool,
     ) -> Result<bool> {
         if self.unacknowledged.len() <= waiting && self.read.elapsed() < READ_ACKS_EVERY {
@@ -328,18 +326,18 @@ impl Acks<'_> {
         loop {
             self.read = Instant::now();
             // Never deaf: a lost subscription is made again.
-            self.link.check()?;
-            while let Some(acknowledgement) = examples_common::take(self.receiver)? {
+            self.link.check(&self.receiver)?;
+            while let Some(acknowledgement) = examples_common::take(&self.receiver)? {
                 if let Err(problem) = self.unacknowledged.acknowledge(&acknowledgement.first) {
                     console::reject(problem, &acknowledgement.first);
                 }
             }
             // What was on a lost connection may be lost: send it all again.
             // Otherwise, send again what waited too long.
-            let reconnected = save_sender.reconnected()?;
+            let reconnected = outbox.reconnected()?;
             if reconnected || self.unacknowledged.overdue() {
-                let push = |message: &[u8]| save_sender.push(message);
-                self.unacknowledged.resend(reconnected, push)?;
+                let send = |message: &[u8]| outbox.send(message);
+                self.unacknowledged.resend(reconnected, send)?;
             }
             if self.unacknowledged.len() <= waiting {
                 return Ok(true);

@@ -41,8 +41,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::store::Store;
-use examples_common::{Incoming, Polled, Poller, cli, console, note, say};
+use examples_common::store::{Store, params};
+use examples_common::{Incoming, Poller, cli, console, note, say};
 use vsq::Computation;
 
 /// Receives the computers' results on a PULL socket and prints them.
@@ -74,10 +74,10 @@ fn main() -> ExitCode {
     examples_common::run(|| save(&args))
 }
 
-/// How each result is stored: the store fills in `received_at`. With
-/// --ack-port, a result sent again (see `vsq::ack`) is stored once.
+/// How each result is stored. With --ack-port, a result sent again (see
+/// `vsq::ack`) is stored once.
 const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
+    VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ')) ON CONFLICT DO NOTHING";
 
 /// How many acknowledgements may wait for one computer.
 const ACK_HWM: i32 = 100_000;
@@ -95,9 +95,9 @@ const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
     received_at TEXT NOT NULL
 )";
 
-/// With --ack-port: one row per (unit, counter). Only then, since keeping
-/// the index costs about a third of the stream's rate, and only then are
-/// results sent twice.
+/// With --ack-port: one row per (unit, counter). Only then are results sent
+/// twice, and only then is the index worth what it costs (see the README's
+/// Performance section).
 const ONCE: &str =
     "CREATE UNIQUE INDEX IF NOT EXISTS results_unit_counter ON results (unit, counter)";
 
@@ -140,11 +140,11 @@ fn save(args: &Args) -> Result<ExitCode> {
     let mut saver = Saver::default();
     let ack_sender = ack_sender.as_ref();
     while args.count.is_none_or(|count| saver.received < count) {
-        if poller.poll(None)? == Polled::Stopped {
-            // A clean stop: take no more, and keep what reached us already.
+        if !poller.poll(None)? {
+            // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
             examples_common::stop_accepting(&req_receiver)?;
             while let Some(message) = examples_common::take(&req_receiver)? {
-                saver.read(message, &mut store);
+                saver.read(message, &mut store)?;
             }
             saver.keep(&mut store, ack_sender)?;
             break;
@@ -158,7 +158,7 @@ fn save(args: &Args) -> Result<ExitCode> {
             };
             while room(&saver) {
                 match examples_common::take(&req_receiver)? {
-                    Some(message) => saver.read(message, &mut store),
+                    Some(message) => saver.read(message, &mut store)?,
                     None => break,
                 }
             }
@@ -185,8 +185,8 @@ fn save(args: &Args) -> Result<ExitCode> {
 /// What the saver has read: the results of this burst, and its counts.
 #[derive(Default)]
 struct Saver {
-    /// Each result with its unit and counter.
-    burst: Vec<(zmq::Message, i64, i64)>,
+    /// Each result with its unit and counter, and whether it was new.
+    burst: Vec<(zmq::Message, i64, i64, bool)>,
     received: u64,
     /// Results received again, and kept once (with --store).
     duplicates: u64,
@@ -198,43 +198,40 @@ struct Saver {
 impl Saver {
     /// Checks one message: a result goes to the store and waits to be
     /// printed; anything else is rejected at once.
-    fn read(&mut self, message: Incoming, store: &mut Store) {
+    fn read(&mut self, message: Incoming, store: &mut Store) -> Result<()> {
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
             None => vsq::parse_object::<Computation>(&message.first),
         };
         match checked {
             Ok(result) => {
-                let row = vec![
-                    result.unit.into(),
-                    result.counter.into(),
-                    result.x.into(),
-                    result.y.into(),
-                ];
-                store.insert(INSERT, row);
-                self.burst
-                    .push((message.first, result.unit, result.counter));
+                let row = params![result.unit, result.counter, result.x, result.y];
+                let new = store.insert(INSERT, row, &message.first)?;
+                let (unit, counter) = (result.unit, result.counter);
+                self.burst.push((message.first, unit, counter, new));
             }
             Err(problem) => {
                 let problem = format!("result {problem}");
                 console::reject(&problem, &message.first);
-                store.reject(&message.first, &problem);
+                store.reject(&message.first, &problem)?;
                 self.rejected += 1;
             }
         }
+        Ok(())
     }
 
     /// Commits the burst, then prints it: a printed result is a stored
     /// one. Then, with --ack-port, says which results it holds.
     fn keep(&mut self, store: &mut Store, ack_sender: Option<&zmq::Socket>) -> Result<()> {
-        let added = store.commit()?;
-        for (index, (message, unit, counter)) in self.burst.drain(..).enumerate() {
+        store.commit()?;
+        for (message, unit, counter, new) in self.burst.drain(..) {
             // Without --store nothing is known of duplicates: all are new.
-            if added.get(index) == Some(&false) {
-                self.duplicates += 1;
-            } else {
-                say!("Computer requested a save: {}", console::whole(&message));
-                self.received += 1;
+            match new {
+                true => {
+                    say!("Computer requested a save: {}", console::whole(&message));
+                    self.received += 1;
+                }
+                false => self.duplicates += 1,
             }
             if ack_sender.is_some() {
                 self.kept.add(unit, counter);

@@ -1,0 +1,65 @@
+//! The shared crate's own pieces, tried directly: how a payload is shown on
+//! one line, and a row SQLite refuses.
+
+use examples_common::console::{shown, whole};
+use examples_common::store::{Store, params};
+use rusqlite::Connection;
+
+#[test]
+fn printable_text_is_shown_as_it_is() {
+    assert_eq!(shown("10001 -5 °C".as_bytes()), "10001 -5 °C");
+}
+
+#[test]
+fn control_and_invalid_bytes_are_escaped_on_one_line() {
+    assert_eq!(shown(b"a\nb\xff\x00"), "a\\nb\\xff\\x00");
+}
+
+#[test]
+fn whole_payloads_are_escaped_and_never_cut() {
+    let long = format!("{}\n", "x".repeat(1000));
+    assert_eq!(whole(long.as_bytes()), format!("{}\\n", "x".repeat(1000)));
+}
+
+#[test]
+fn long_payloads_are_cut_after_200_bytes() {
+    let text = shown(&[b'x'; 1000]);
+    assert_eq!(text, format!("{}... (1000 bytes)", "x".repeat(200)));
+}
+
+#[test]
+fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = directory.path().join("small.db");
+    let schema = "CREATE TABLE IF NOT EXISTS small (n INTEGER NOT NULL CHECK (n < 10))";
+    let insert = "INSERT INTO small (n) VALUES (?1)";
+    let mut store = Store::open(Some(&path), schema).unwrap();
+    let added: Vec<bool> = [1, 20, 3]
+        .map(|n| {
+            store
+                .insert(insert, params![n], format!("n={n}").as_bytes())
+                .unwrap()
+        })
+        .into();
+    assert_eq!(added, [true, false, true]);
+    store.commit().unwrap();
+    assert!(store.insert(insert, params![4], b"n=4").unwrap());
+    store.commit().unwrap();
+
+    let connection = Connection::open(&path).unwrap();
+    let stored: Vec<i64> = connection
+        .prepare("SELECT n FROM small ORDER BY rowid")
+        .unwrap()
+        .query_map([], |row| row.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(stored, [1, 3, 4]);
+    let (payload, reason): (Vec<u8>, String) = connection
+        .query_row("SELECT payload, reason FROM rejected", [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(payload, b"n=20");
+    assert!(reason.starts_with("SQLite refused the row: "), "{reason}");
+}
