@@ -85,8 +85,9 @@ pub fn whole(payload: &[u8]) -> Cow<'_, str> {
 fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
     let head = &payload[..payload.len().min(limit)];
     // Most payloads are printable ASCII: show them as they are, uncopied.
-    if head.len() == payload.len() && payload.iter().all(|&byte| (b' '..=b'~').contains(&byte)) {
-        return String::from_utf8_lossy(payload);
+    let printable = payload.iter().all(|&byte| (b' '..=b'~').contains(&byte));
+    if let (true, Ok(text)) = (printable && head == payload, std::str::from_utf8(payload)) {
+        return Cow::Borrowed(text);
     }
     let mut text = String::with_capacity(head.len());
     for chunk in head.utf8_chunks() {

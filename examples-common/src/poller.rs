@@ -1,19 +1,6 @@
 //! Waiting on several sockets: [`Poller`], as pyzmq's `zmq.Poller`, with a
 //! timeout and without missing a Ctrl-C; then [`take`] reads one whole
 //! message from a socket the poll found readable.
-//!
-//! ```no_run
-//! # fn demo(results: &zmq::Socket) -> anyhow::Result<()> {
-//! use examples_common::Poller;
-//! let mut poller = Poller::new();
-//! let results_index = poller.register(results);
-//! if poller.poll(None)? && poller.is_readable(results_index) {
-//!     if let Some(message) = examples_common::take(results)? {
-//!         println!("{} bytes", message.bytes);
-//!     }
-//! }
-//! # Ok(()) }
-//! ```
 
 use std::time::{Duration, Instant};
 

@@ -13,10 +13,12 @@
 //! mark, which is ZeroMQ's back-pressure. A second Ctrl-C gives up.
 
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, bail};
+use chrono::{DateTime, Utc};
 pub use rusqlite::params;
-use rusqlite::{Connection, ErrorCode, Params};
+use rusqlite::{Connection, ErrorCode, ToSql};
 
 use crate::{console, note, stop};
 
@@ -27,8 +29,8 @@ const REJECTED: &str = "CREATE TABLE IF NOT EXISTS rejected (
     received_at TEXT NOT NULL
 )";
 
-const INSERT_REJECTED: &str = "INSERT INTO rejected (payload, reason, received_at)
-    VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ'))";
+const INSERT_REJECTED: &str =
+    "INSERT INTO rejected (payload, reason, received_at) VALUES (?1, ?2, ?3)";
 
 /// How much of a message too big even for `rejected` is kept there.
 const HEAD_BYTES: usize = 1024;
@@ -36,7 +38,15 @@ const HEAD_BYTES: usize = 1024;
 /// An open database or, without `--store`, nothing: then every call does
 /// nothing and nothing touches the disk.
 pub struct Store {
-    database: Option<(Connection, PathBuf)>,
+    database: Option<Database>,
+}
+
+struct Database {
+    connection: Connection,
+    path: PathBuf,
+    /// The millisecond of the last `received_at`, and its text: a stream
+    /// brings many rows a millisecond, and the text is made once for them.
+    clock: (u128, String),
 }
 
 impl Store {
@@ -81,21 +91,26 @@ impl Store {
             crate::program_name(),
             path.display()
         );
+        let (path, clock) = (path.to_owned(), (0, String::new()));
         Ok(Store {
-            database: Some((connection, path.to_owned())),
+            database: Some(Database {
+                connection,
+                path,
+                clock,
+            }),
         })
     }
 
-    /// Adds the row of an accepted `message`: `insert` with `values`. False
-    /// if it added none: a duplicate that `ON CONFLICT DO NOTHING` skipped,
-    /// or a row SQLite refused (too big, a constraint), kept as a rejection.
-    pub fn insert(&mut self, insert: &str, values: impl Params, message: &[u8]) -> Result<bool> {
-        let Some((connection, path)) = &mut self.database else {
+    /// Adds the row of an accepted `message`: `insert` with `values`, then
+    /// `received_at`, which the store fills in. False if it added none: a
+    /// duplicate that `ON CONFLICT DO NOTHING` skipped, or a row SQLite
+    /// refused (too big, a constraint), which it keeps as a rejection.
+    pub fn insert(&mut self, insert: &str, values: &[&dyn ToSql], message: &[u8]) -> Result<bool> {
+        let Some(database) = &mut self.database else {
             return Ok(true);
         };
-        begin(connection, path)?;
-        let outcome = connection.prepare_cached(insert)?.execute(values);
-        match outcome {
+        database.begin()?;
+        match database.insert(insert, values) {
             Ok(added) => Ok(added > 0),
             Err(error) => {
                 let reason = format!("SQLite refused the row: {error}");
@@ -108,32 +123,34 @@ impl Store {
 
     /// Keeps a rejected message, byte for byte, with the reason.
     pub fn reject(&mut self, message: &[u8], reason: &str) -> Result<()> {
-        let Some((connection, path)) = &mut self.database else {
+        let Some(database) = &mut self.database else {
             return Ok(());
         };
-        begin(connection, path)?;
-        let mut statement = connection.prepare_cached(INSERT_REJECTED)?;
-        if statement.execute(params![message, reason]).is_err() {
+        database.begin()?;
+        if database
+            .insert(INSERT_REJECTED, params![message, reason])
+            .is_err()
+        {
             let head = &message[..message.len().min(HEAD_BYTES)];
             let reason = format!(
                 "{reason} (its first {} of {} bytes)",
                 head.len(),
                 message.len()
             );
-            statement.execute(params![head, reason])?;
+            database.insert(INSERT_REJECTED, params![head, reason])?;
         }
         Ok(())
     }
 
     /// Commits every row written since the last commit.
     pub fn commit(&mut self) -> Result<()> {
-        let Some((connection, path)) = &mut self.database else {
+        let Some(database) = &mut self.database else {
             return Ok(());
         };
-        if !connection.is_autocommit() {
-            connection
-                .execute_batch("COMMIT")
-                .with_context(|| format!("cannot write to the store {}", path.display()))?;
+        if !database.connection.is_autocommit() {
+            let path = database.path.display();
+            let commit = database.connection.execute_batch("COMMIT");
+            commit.with_context(|| format!("cannot write to the store {path}"))?;
         }
         Ok(())
     }
@@ -146,30 +163,51 @@ impl Drop for Store {
     }
 }
 
-/// Opens a transaction, unless one is open: waits while another program
-/// holds the lock, until a second Ctrl-C or SIGTERM.
-fn begin(connection: &Connection, path: &Path) -> Result<()> {
-    let program = crate::program_name();
-    let mut waited = false;
-    while connection.is_autocommit() {
-        match connection.execute_batch("BEGIN IMMEDIATE") {
-            Ok(()) if waited => note!("{program}: the store {} is free again", path.display()),
-            Ok(()) => {}
-            Err(error) if is_busy(&error) && stop::signals() < 2 => {
-                if !waited {
-                    note!(
-                        "{program}: the store {} is locked by another program; waiting for it (a second Ctrl-C gives up)",
-                        path.display()
-                    );
-                    waited = true;
+impl Database {
+    /// Runs one INSERT in the open transaction; returns how many rows it added.
+    fn insert(&mut self, insert: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+        let mut statement = self.connection.prepare_cached(insert)?;
+        for (index, value) in (1..).zip(values) {
+            statement.raw_bind_parameter(index, value)?;
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        if self.clock.0 != now.as_millis() || self.clock.1.is_empty() {
+            let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
+            self.clock = (
+                now.as_millis(),
+                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            );
+        }
+        statement.raw_bind_parameter(values.len() + 1, &self.clock.1)?;
+        statement.raw_execute()
+    }
+
+    /// Opens a transaction, unless one is open: waits while another program
+    /// holds the lock, until a second Ctrl-C or SIGTERM.
+    fn begin(&self) -> Result<()> {
+        let (program, path) = (crate::program_name(), self.path.display());
+        let mut waited = false;
+        while self.connection.is_autocommit() {
+            match self.connection.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) if waited => note!("{program}: the store {path} is free again"),
+                Ok(()) => {}
+                Err(error) if is_busy(&error) && stop::signals() < 2 => {
+                    if !waited {
+                        note!(
+                            "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
+                        );
+                        waited = true;
+                    }
+                }
+                Err(error) => {
+                    return Err(error).context(format!("cannot write to the store {path}"));
                 }
             }
-            Err(error) => {
-                return Err(error).context(format!("cannot write to the store {}", path.display()));
-            }
         }
+        Ok(())
     }
-    Ok(())
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {

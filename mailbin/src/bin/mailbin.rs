@@ -85,10 +85,10 @@ const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
     received_at TEXT NOT NULL
 )";
 
-/// How each valid form is stored.
+/// How each valid form is stored: the store fills in `received_at`.
 const INSERT: &str = "INSERT INTO forms
     (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, strftime('%Y-%m-%dT%H:%M:%fZ'))";
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
 fn collect(args: &Args) -> Result<ExitCode> {
     // Open the store first: if it cannot be written, say so before binding.

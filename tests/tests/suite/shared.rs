@@ -31,8 +31,9 @@ fn long_payloads_are_cut_after_200_bytes() {
 fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
     let directory = tempfile::tempdir().unwrap();
     let path = directory.path().join("small.db");
-    let schema = "CREATE TABLE IF NOT EXISTS small (n INTEGER NOT NULL CHECK (n < 10))";
-    let insert = "INSERT INTO small (n) VALUES (?1)";
+    let schema = "CREATE TABLE IF NOT EXISTS small (
+        n INTEGER NOT NULL CHECK (n < 10), received_at TEXT NOT NULL)";
+    let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
     let mut store = Store::open(Some(&path), schema).unwrap();
     let added: Vec<bool> = [1, 20, 3]
         .map(|n| {

@@ -74,10 +74,10 @@ fn main() -> ExitCode {
     examples_common::run(|| save(&args))
 }
 
-/// How each result is stored. With --ack-port, a result sent again (see
+/// How each result is stored: the store fills in `received_at`. With --ack-port, a result sent again (see
 /// `vsq::ack`) is stored once.
 const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
-    VALUES (?1, ?2, ?3, ?4, strftime('%Y-%m-%dT%H:%M:%fZ')) ON CONFLICT DO NOTHING";
+    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 
 /// How many acknowledgements may wait for one computer.
 const ACK_HWM: i32 = 100_000;
