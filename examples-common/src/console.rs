@@ -84,10 +84,13 @@ pub fn whole(payload: &[u8]) -> Cow<'_, str> {
 
 fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
     let head = &payload[..payload.len().min(limit)];
-    // Most payloads are printable ASCII: show them as they are, uncopied.
-    let printable = payload.iter().all(|&byte| (b' '..=b'~').contains(&byte));
-    if let (true, Ok(text)) = (printable && head == payload, std::str::from_utf8(payload)) {
-        return Cow::Borrowed(text);
+    // Most payloads are printable text: show them as they are, uncopied. (A
+    // byte 0xc2 may start a control character, U+0080 to U+009F.)
+    let control = |byte: &u8| *byte < b' ' || *byte == 0x7f || *byte == 0xc2;
+    if let (true, Ok(text)) = (head == payload, std::str::from_utf8(payload)) {
+        if !text.as_bytes().iter().any(control) {
+            return Cow::Borrowed(text);
+        }
     }
     let mut text = String::with_capacity(head.len());
     for chunk in head.utf8_chunks() {

@@ -95,8 +95,8 @@ pub fn take(socket: &zmq::Socket) -> Result<Option<Incoming>> {
     // libzmq hands over a message's frames together, so the rest are here
     // already. Each is counted and dropped: joined, a message of many
     // frames would sit in memory twice.
-    let mut frame = zmq::Message::new();
     while more {
+        let mut frame = zmq::Message::new();
         socket
             .recv(&mut frame, 0)
             .context("cannot receive a message")?;

@@ -1,10 +1,9 @@
 //! The stop flag. Ctrl-C (SIGINT) and SIGTERM do not kill the program: they
-//! are counted here, and every loop checks the count between short waits.
+//! are counted here, and every loop looks at the count between short waits.
 //!
-//! Trap: a signal makes a blocking `recv` or `poll` return `EINTR`, possibly
-//! before the handler (which runs on its own thread) has counted it. So no
-//! program trusts one long blocking call: they wait in slices of
-//! [`SLICE`] and look at the flag between them.
+//! Trap: a signal makes a blocking `recv` or `poll` return `EINTR`, maybe
+//! before the handler (on a thread of its own) has counted it. So no
+//! program trusts one long blocking call: each waits in slices of [`SLICE`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +24,7 @@ pub fn install() -> Result<()> {
     .context("cannot install the Ctrl-C handler")
 }
 
-/// True once Ctrl-C or SIGTERM has arrived, or [`request`] was called.
+/// True once Ctrl-C or SIGTERM has come, or [`request`] was called.
 pub fn requested() -> bool {
     signals() > 0 || REQUESTED.load(Ordering::SeqCst)
 }
@@ -36,15 +35,15 @@ pub fn request() {
     REQUESTED.store(true, Ordering::SeqCst);
 }
 
-/// How many times Ctrl-C or SIGTERM has arrived (a second one may mean
-/// "stop now, do not wait").
+/// How many times Ctrl-C or SIGTERM has come (a second one may mean "stop
+/// now, do not wait").
 pub fn signals() -> usize {
     SIGNALS.load(Ordering::SeqCst)
 }
 
-/// A wait at exit (computer and faker: for queued messages to leave, for
-/// acknowledgements): it ends at `--linger` when one is given, and at one
-/// more Ctrl-C or SIGTERM than had come when it began.
+/// A wait at exit (for queued messages to leave, for acknowledgements):
+/// it ends at `--linger` when one is given, and at one more Ctrl-C or
+/// SIGTERM than had come when it began.
 pub struct LastWait {
     signals: usize,
     started: Instant,
@@ -74,32 +73,29 @@ impl LastWait {
     /// `Ctrl-C again or SIGTERM drops them, and so does --linger 2s`.
     pub fn ways_out(&self, effect: &str) -> String {
         let again = if self.signals > 0 { " again" } else { "" };
-        let mut ways = format!("Ctrl-C{again} or SIGTERM {effect}");
-        if let Some(linger) = self.linger {
-            let linger = crate::cli::show_duration(linger);
-            ways.push_str(&format!(", and so does --linger {linger}"));
-        }
-        ways
+        let linger = self.linger.map(crate::cli::show_duration);
+        let linger = linger.map(|linger| format!(", and so does --linger {linger}"));
+        format!(
+            "Ctrl-C{again} or SIGTERM {effect}{}",
+            linger.unwrap_or_default()
+        )
     }
 }
 
-/// Sleeps for `duration`, waking early on Ctrl-C. Returns false if a stop
-/// was requested. Pending output is flushed before sleeping.
+/// Sleeps for `duration`, waking early on Ctrl-C: false if a stop was
+/// requested. Flushes stdout first.
 pub fn sleep(duration: Duration) -> bool {
     // `--interval 0s`: no sleep, and no clock to read.
-    if duration.is_zero() {
-        return !requested();
-    }
-    crate::console::flush();
-    let deadline = Instant::now() + duration;
-    loop {
-        if requested() {
-            return false;
+    if !duration.is_zero() {
+        crate::console::flush();
+        let deadline = Instant::now() + duration;
+        while !requested() && Instant::now() < deadline {
+            std::thread::sleep(
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .min(SLICE),
+            );
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return true;
-        }
-        std::thread::sleep(left.min(SLICE));
     }
+    !requested()
 }

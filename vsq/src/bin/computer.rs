@@ -345,6 +345,8 @@ impl Acks {
             if give_up() {
                 return Ok(false);
             }
+            // One slice at a time, and not through a Poller, which returns
+            // at once after Ctrl-C: this wait goes on after the first one.
             console::flush();
             match self
                 .receiver
