@@ -22,11 +22,27 @@ use std::io::{BufRead as _, BufReader, Read};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use nix::sys::signal::Signal;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C (and SIGTERM) raise a flag instead of ending the process,
+/// so that the tour or the bench can stop every program it started before
+/// it exits: each of their waits gives way once [`interrupted`] says so.
+pub fn stop_on_ctrl_c() -> anyhow::Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
+    Ok(())
+}
+
+/// True once Ctrl-C (or SIGTERM) has come, after [`stop_on_ctrl_c`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
 
 /// How long a test waits for anything before calling the program broken:
 /// generous, since tests share two cores, and never reached when all is well.

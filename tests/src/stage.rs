@@ -18,27 +18,12 @@
 
 use std::io::Write as _;
 use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
 use anyhow::{Result, anyhow, bail};
 
-use crate::{Line, Program, Signal, Stream};
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Makes Ctrl-C (and SIGTERM) end the current scenario instead of the
-/// process, so that the stage can stop every program it started.
-pub fn stop_on_ctrl_c() -> Result<()> {
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
-    Ok(())
-}
-
-/// True once Ctrl-C has been pressed.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
+use crate::{Line, Program, Signal, Stream, interrupted};
 
 const PALETTE: [AnsiColor; 6] = [
     AnsiColor::Cyan,

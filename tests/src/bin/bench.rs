@@ -101,10 +101,10 @@ const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 fn main() -> ExitCode {
     let args = Args::parse();
     // Ctrl-C or SIGTERM ends the run, and the running examples with it.
-    let outcome = tests::stage::stop_on_ctrl_c().and_then(|()| bench(&args));
+    let outcome = tests::stop_on_ctrl_c().and_then(|()| bench(&args));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) if tests::stage::interrupted() => {
+        Err(_) if tests::interrupted() => {
             eprintln!("bench: interrupted");
             ExitCode::from(130)
         }
@@ -508,7 +508,7 @@ impl Example {
             if Instant::now() >= deadline {
                 return Err(self.failure(&format!("did not listen on port {port} in time")));
             }
-            if tests::stage::interrupted() {
+            if tests::interrupted() {
                 return Err(anyhow!("interrupted"));
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -529,7 +529,7 @@ impl Example {
             if Instant::now() >= deadline {
                 return Err(self.failure("did not finish in time (stuck?)"));
             }
-            if tests::stage::interrupted() {
+            if tests::interrupted() {
                 return Err(anyhow!("interrupted"));
             }
             std::thread::sleep(Duration::from_millis(1));

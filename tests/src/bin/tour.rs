@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
-use tests::stage::{self, Stage};
+use tests::stage::Stage;
 use tests::{Signal, free_port};
 
 /// Runs the examples' scenarios, in one terminal, and checks each one.
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         true => Scenario::value_variants().to_vec(),
         false => args.scenarios,
     };
-    if let Err(error) = stage::stop_on_ctrl_c() {
+    if let Err(error) = tests::stop_on_ctrl_c() {
         eprintln!("error: {error:#}");
         return ExitCode::FAILURE;
     }
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                 println!("=== {name}: FAILED, {error:#}");
             }
         }
-        if stage::interrupted() {
+        if tests::interrupted() {
             println!("tour: interrupted, every program stopped");
             return ExitCode::from(130);
         }
