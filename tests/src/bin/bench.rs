@@ -165,8 +165,6 @@ struct Row {
     raw: Vec<Duration>,
     /// The peak RSS of each binary, in KiB, the highest over all runs.
     peaks: Vec<(&'static str, u64)>,
-    /// Why the example could not run, if it could not.
-    unavailable: Option<&'static str>,
 }
 
 impl Row {
@@ -176,38 +174,26 @@ impl Row {
             example: Vec::new(),
             raw: Vec::new(),
             peaks: Vec::new(),
-            unavailable: None,
         }
     }
 
     fn measure(&mut self, args: &Args) -> Result<()> {
-        if self.unavailable.is_some() {
-            return Ok(());
-        }
         let (round_trips, messages) = (args.round_trips, args.messages);
         let example = match self.scenario {
             Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
             Scenario::Results => example_results(messages, None, false, args.timeout),
             Scenario::Weather => example_weather(messages, args.timeout),
-            Scenario::Work => raw_results(messages, Work::Json, args.timeout)
-                .map(|took| Measured {
+            Scenario::Work => {
+                raw_results(messages, Work::Json, args.timeout).map(|took| Measured {
                     took,
                     peaks: Vec::new(),
                 })
-                .map_err(Failure::Error),
-            Scenario::Store => stored_results(messages, false, args.timeout)?,
-            Scenario::Acked => stored_results(messages, true, args.timeout)?,
-        };
-        let measured = match example {
-            Ok(measured) => measured,
-            Err(Failure::Rejected(why)) => {
-                self.unavailable = Some(why);
-                return Ok(());
             }
-            Err(Failure::Error(error)) => {
-                return Err(error.context(format!("{}: the example failed", self.scenario.title())));
-            }
+            Scenario::Store => stored_results(messages, false, args.timeout),
+            Scenario::Acked => stored_results(messages, true, args.timeout),
         };
+        let measured =
+            example.with_context(|| format!("{}: the example failed", self.scenario.title()))?;
         let raw = match self.scenario {
             Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
             Scenario::Results | Scenario::Store | Scenario::Work => {
@@ -215,11 +201,7 @@ impl Row {
             }
             Scenario::Weather => raw_weather(messages, args.timeout),
             // What the acknowledgements cost: the same stream without them.
-            Scenario::Acked => match stored_results(messages, false, args.timeout)? {
-                Ok(measured) => Ok(measured.took),
-                Err(Failure::Rejected(why)) => Err(anyhow!(why)),
-                Err(Failure::Error(error)) => Err(error),
-            },
+            Scenario::Acked => stored_results(messages, false, args.timeout).map(|run| run.took),
         };
         let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
         self.raw.push(raw);
@@ -240,9 +222,6 @@ impl Row {
 
     fn show(&self, args: &Args) -> String {
         let title = self.scenario.title();
-        if let Some(why) = self.unavailable {
-            return format!("| {title} | {why} | | | |");
-        }
         let per = |took: Duration| match self.scenario {
             Scenario::Reqrep => {
                 let micros = took.as_secs_f64() * 1e6 / args.round_trips as f64;
@@ -276,7 +255,7 @@ impl Row {
 
     fn missed_goal(&self) -> Option<String> {
         // The work alone is a yardstick, not an example.
-        if self.unavailable.is_some() || self.scenario == Scenario::Work {
+        if self.scenario == Scenario::Work {
             return None;
         }
         let goal = match self.scenario {
@@ -314,20 +293,7 @@ struct Measured {
     peaks: Vec<(&'static str, u64)>,
 }
 
-/// Why an example run gave no number.
-enum Failure {
-    /// The binary refused the command line (a flag it does not have yet).
-    Rejected(&'static str),
-    Error(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(error: E) -> Self {
-        Failure::Error(error.into())
-    }
-}
-
-fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured, Failure> {
+fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let (port, n) = (free_port().to_string(), round_trips.to_string());
     let server_args = [&port, "--bind", "127.0.0.1", "--delay", "0s", "--count", &n];
@@ -355,17 +321,13 @@ fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured, Failu
 }
 
 /// The results stream into a fresh database, in a folder of our own.
-fn stored_results(
-    messages: u64,
-    acks: bool,
-    timeout: Duration,
-) -> Result<Result<Measured, Failure>> {
+fn stored_results(messages: u64, acks: bool, timeout: Duration) -> Result<Measured> {
     let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
     std::fs::create_dir_all(&folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let measured = example_results(messages, Some(&folder.join("results.db")), acks, timeout);
     let _ = std::fs::remove_dir_all(&folder);
-    Ok(measured)
+    measured
 }
 
 fn example_results(
@@ -373,7 +335,7 @@ fn example_results(
     store: Option<&std::path::Path>,
     acks: bool,
     timeout: Duration,
-) -> Result<Measured, Failure> {
+) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let n = messages.to_string();
     let [save, cmd, reply, ack] =
@@ -390,12 +352,7 @@ fn example_results(
         true => saver_args.extend(["--ack-port", &ack]),
     }
     let mut saver = Example::start("saver", &saver_args)?;
-    match saver.wait_listening(&save, deadline) {
-        Err(_) if store.is_some() && saver.rejected_flag("--store") => {
-            return Err(Failure::Rejected("n/a (saver has no --store)"));
-        }
-        outcome => outcome?,
-    }
+    saver.wait_listening(&save, deadline)?;
 
     let started = Instant::now();
     let fast = ["--interval", "0s", "--results", &n, "--linger", "10s"];
@@ -425,7 +382,7 @@ fn example_results(
     })
 }
 
-fn example_weather(updates: u64, timeout: Duration) -> Result<Measured, Failure> {
+fn example_weather(updates: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let port = free_port().to_string();
     let publisher_args = [&port, "--bind", "127.0.0.1", "--interval", "0s"];
@@ -546,13 +503,6 @@ impl Example {
         let _ = self.child.wait();
         let stderr = self.stderr();
         anyhow!("{} {what}{stderr}", self.name)
-    }
-
-    /// True if the program exited with clap's usage error about `flag`.
-    fn rejected_flag(&mut self, flag: &str) -> bool {
-        let usage_error =
-            matches!(self.child.try_wait(), Ok(Some(status)) if status.code() == Some(2));
-        usage_error && self.stderr().contains(flag)
     }
 
     /// Reads the kernel's high-water mark of the process's RSS.
