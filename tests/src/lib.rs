@@ -19,7 +19,7 @@ pub mod relay;
 pub mod stage;
 
 use std::io::{BufRead as _, BufReader, Read};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +27,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel}
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context as _, Result, anyhow, bail};
 pub use nix::sys::signal::Signal;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -34,7 +35,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Makes Ctrl-C (and SIGTERM) raise a flag instead of ending the process,
 /// so that the tour or the bench can stop every program it started before
 /// it exits: each of their waits gives way once [`interrupted`] says so.
-pub fn stop_on_ctrl_c() -> anyhow::Result<()> {
+pub fn stop_on_ctrl_c() -> Result<()> {
     ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
     Ok(())
 }
@@ -43,6 +44,10 @@ pub fn stop_on_ctrl_c() -> anyhow::Result<()> {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)
 }
+
+/// How often [`Program::wait_success`] samples the peak memory of the
+/// programs it watches.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 /// How long a test waits for anything before calling the program broken:
 /// generous, since tests share two cores, and never reached when all is well.
@@ -61,9 +66,23 @@ pub struct Line {
     pub stream: Stream,
     pub text: String,
     /// When it was printed, in nanoseconds since the Unix epoch: the
-    /// program's own stamp when it was started by [`Program::spawn_stamped`],
+    /// program's own stamp when it was started with [`Output::Stamped`],
     /// else the moment the line was read.
     pub printed: u128,
+}
+
+/// What the harness does with a program's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Both streams read and kept line by line.
+    Lines,
+    /// Like `Lines`, the program stamping each line with the moment it
+    /// printed it ([`examples_common::console::STAMP_LINES`]), so that the
+    /// lines of several programs can be put in order.
+    Stamped,
+    /// Stdout to /dev/null, unread, for a stream too fast to be worth
+    /// reading (the bench's hundreds of thousands of lines); stderr kept.
+    StderrOnly,
 }
 
 /// A running example binary.
@@ -75,6 +94,8 @@ pub struct Program {
     stdout: Vec<String>,
     stderr: Vec<String>,
     open_streams: usize,
+    /// The highest peak resident memory sampled, in bytes.
+    peak_memory: u64,
 }
 
 /// A program that has exited, with everything it printed.
@@ -118,32 +139,40 @@ impl Program {
 
     /// Starts a program from a prepared command (extra environment, ...).
     pub fn start_command(name: &str, command: &mut Command) -> Program {
-        Program::spawn(name, command).unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
+        Program::spawn(name, command, Output::Lines)
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
     }
 
-    /// Starts a program from a prepared command, or says why it cannot.
-    pub fn spawn(name: &str, command: &mut Command) -> std::io::Result<Program> {
-        Program::spawn_with(name, command, false)
+    /// Starts the example binary `binary` as `name`, or says why it cannot:
+    /// for the tour and the bench, which report an error where a test
+    /// would panic.
+    pub fn launch(name: &str, binary: &str, args: &[&str], output: Output) -> Result<Program> {
+        let path = examples_dir().map_err(|error| anyhow!(error))?.join(binary);
+        Program::spawn(name, Command::new(&path).args(args), output)
+            .with_context(|| format!("cannot start {}", path.display()))
     }
 
-    /// Like [`Program::spawn`], for a program that stamps each line with
-    /// the moment it printed it ([`examples_common::console::STAMP_LINES`]),
-    /// so that the lines of several programs can be put in order.
-    pub fn spawn_stamped(name: &str, command: &mut Command) -> std::io::Result<Program> {
-        let command = command.env(examples_common::console::STAMP_LINES, "1");
-        Program::spawn_with(name, command, true)
-    }
-
-    fn spawn_with(name: &str, command: &mut Command, stamped: bool) -> std::io::Result<Program> {
+    fn spawn(name: &str, command: &mut Command, output: Output) -> std::io::Result<Program> {
+        let stamped = output == Output::Stamped;
+        if stamped {
+            command.env(examples_common::console::STAMP_LINES, "1");
+        }
+        let stdout = match output {
+            Output::Lines | Output::Stamped => Stdio::piped(),
+            Output::StderrOnly => Stdio::null(),
+        };
         let mut child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()?;
         let (sender, lines) = channel();
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut open_streams = 1;
+        if let Some(stdout) = child.stdout.take() {
+            forward_lines(stdout, Stream::Stdout, stamped, sender.clone());
+            open_streams += 1;
+        }
         let stderr = child.stderr.take().expect("stderr is piped");
-        forward_lines(stdout, Stream::Stdout, stamped, sender.clone());
         forward_lines(stderr, Stream::Stderr, stamped, sender);
         Ok(Program {
             name: name.to_owned(),
@@ -151,7 +180,8 @@ impl Program {
             lines,
             stdout: Vec::new(),
             stderr: Vec::new(),
-            open_streams: 2,
+            open_streams,
+            peak_memory: 0,
         })
     }
 
@@ -278,6 +308,88 @@ impl Program {
     pub fn stop(self, signal: Signal, timeout: Duration) -> Finished {
         self.signal(signal);
         self.finish(timeout)
+    }
+
+    /// Waits until the program accepts TCP connections on `port` of
+    /// 127.0.0.1. An error, rather than a panic, if it exits first, still
+    /// does not listen at `deadline`, or Ctrl-C comes ([`interrupted`]).
+    pub fn wait_listening(&mut self, port: u16, deadline: Instant) -> Result<()> {
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(self.failure(&format!("exited ({status}) before listening")));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("did not listen on port {port} in time")));
+            }
+            if interrupted() {
+                bail!("interrupted");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits until the program exits with status 0, sampling the peak
+    /// memory of this program and of `beside` every [`SAMPLE_EVERY`]
+    /// meanwhile. An error with what it printed on stderr, rather than a
+    /// panic, if it fails or is still running at `deadline` (it is killed
+    /// then), or if Ctrl-C comes ([`interrupted`]).
+    pub fn wait_success(&mut self, beside: &mut [&mut Program], deadline: Instant) -> Result<()> {
+        let mut sampled: Option<Instant> = None;
+        let status = loop {
+            if sampled.is_none_or(|at| at.elapsed() >= SAMPLE_EVERY) {
+                sampled = Some(Instant::now());
+                self.sample_memory();
+                beside.iter_mut().for_each(|other| other.sample_memory());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure("did not finish in time (stuck?)"));
+            }
+            if interrupted() {
+                bail!("interrupted");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        match status.success() {
+            true => Ok(()),
+            false => Err(self.failure(&format!("failed ({status})"))),
+        }
+    }
+
+    /// Kills the program, and says what went wrong with what it printed
+    /// on stderr.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Its output closed when it exited: take in the last lines.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.read_line(deadline) {}
+        match self.stderr.join("\n").trim() {
+            "" => anyhow!("{} {what}", self.name),
+            stderr => anyhow!("{} {what}:\n{stderr}", self.name),
+        }
+    }
+
+    /// Reads the kernel's high-water mark of the program's resident memory,
+    /// if it is still running, for [`Program::peak_memory_sampled`].
+    pub fn sample_memory(&mut self) {
+        // Once the process is reaped its pid may be another's.
+        if self.is_running() {
+            let sampled = read_peak_memory(self.id()).unwrap_or(0);
+            self.peak_memory = self.peak_memory.max(sampled);
+        }
+    }
+
+    /// The highest peak resident memory sampled, in bytes (0 if the program
+    /// was never sampled while running). The kernel keeps the high-water
+    /// mark, so a sample misses only what the program's last moments add.
+    pub fn peak_memory_sampled(&self) -> u64 {
+        self.peak_memory
     }
 
     /// Everything printed so far, for failure messages.
@@ -609,21 +721,18 @@ pub fn assert_gone(pids: &[u32]) {
 
 /// The peak resident memory of process `pid` so far (VmHWM), in bytes.
 pub fn peak_memory(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|error| panic!("cannot read the status of process {pid}: {error}"));
-    let kib = status
+    read_peak_memory(pid).unwrap_or_else(|| panic!("no VmHWM for process {pid}"))
+}
+
+/// Like [`peak_memory`], or None when there is no such process (an exited
+/// one has no VmHWM left).
+fn read_peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no VmHWM for process {pid}"));
-    kib * 1024
+        .find_map(|line| line.strip_prefix("VmHWM:"))?;
+    let kib: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The bytes waiting in the kernel's buffers, both ways, on the TCP

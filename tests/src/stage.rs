@@ -17,13 +17,13 @@
 //! what will make another program print, so a cause always comes first.
 
 use std::io::Write as _;
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
 use anyhow::{Result, anyhow, bail};
 
-use crate::{Line, Program, Signal, Stream, interrupted};
+use crate::{Line, Output, Program, Signal, Stream, interrupted};
 
 const PALETTE: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -94,11 +94,7 @@ impl Stage {
     }
 
     fn start_with(&mut self, name: &str, binary: &str, args: &[&str], quiet: bool) -> Result<()> {
-        let path = crate::examples_dir()
-            .map_err(|error| anyhow!(error))?
-            .join(binary);
-        let program = Program::spawn_stamped(name, Command::new(&path).args(args))
-            .map_err(|error| anyhow!("cannot start {}: {error}", path.display()))?;
+        let program = Program::launch(name, binary, args, Output::Stamped)?;
         let colour = PALETTE[self.actors.len() % PALETTE.len()];
         self.width = self.width.max(name.len());
         self.actors.push(Actor {

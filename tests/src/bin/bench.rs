@@ -17,9 +17,8 @@
 //! that does not finish within `--timeout` is an error (exit 1).
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::io::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -28,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, ValueEnum};
 use examples_common::console::shown;
-use tests::{Signal, bounded_socket, free_port};
+use tests::{Output, Program, Signal, bounded_socket, free_port};
 use vsq::Computation;
 
 /// Measures the examples against raw zmq loops doing the same socket work.
@@ -93,10 +92,6 @@ const GOAL_RATIO: f64 = 1.3;
 const GOAL_RSS_KIB: u64 = 16 * 1024;
 /// Acknowledged results, against the same stream without acknowledgements.
 const GOAL_ACKED_RATIO: f64 = 1.5;
-
-/// How often a running example's peak RSS is read: the kernel keeps the
-/// high-water mark, so a sample misses only what the last moments add.
-const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -164,7 +159,7 @@ struct Row {
     example: Vec<Duration>,
     raw: Vec<Duration>,
     /// The peak RSS of each binary, in KiB, the highest over all runs.
-    peaks: Vec<(&'static str, u64)>,
+    peaks: Vec<(String, u64)>,
 }
 
 impl Row {
@@ -290,33 +285,24 @@ fn median(times: &[Duration]) -> Duration {
 /// One run of an example scenario.
 struct Measured {
     took: Duration,
-    peaks: Vec<(&'static str, u64)>,
+    peaks: Vec<(String, u64)>,
 }
 
 fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let (port, n) = (free_port().to_string(), round_trips.to_string());
     let server_args = [&port, "--bind", "127.0.0.1", "--delay", "0s", "--count", &n];
-    let mut server = Example::start("reqrep_server", &server_args)?;
-    server.wait_listening(&port, deadline)?;
+    let mut server = start("reqrep_server", &server_args)?;
+    server.wait_listening(port.parse()?, deadline)?;
 
     let started = Instant::now();
-    let client_args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--requests",
-        &n,
-        "--timeout",
-        "10s",
-    ];
-    let mut client = Example::start("reqrep_client", &client_args)?;
+    let mut client = start("reqrep_client", &client_args(&port, "--requests", &n))?;
     client.wait_success(&mut [&mut server], deadline)?;
     let took = started.elapsed();
     server.wait_success(&mut [], deadline)?;
     Ok(Measured {
         took,
-        peaks: vec![server.peak(), client.peak()],
+        peaks: peaks([&server, &client]),
     })
 }
 
@@ -351,8 +337,8 @@ fn example_results(
         false => saver_args.extend(["--count", &n]),
         true => saver_args.extend(["--ack-port", &ack]),
     }
-    let mut saver = Example::start("saver", &saver_args)?;
-    saver.wait_listening(&save, deadline)?;
+    let mut saver = start("saver", &saver_args)?;
+    saver.wait_listening(save.parse()?, deadline)?;
 
     let started = Instant::now();
     let fast = ["--interval", "0s", "--results", &n, "--linger", "10s"];
@@ -360,7 +346,7 @@ fn example_results(
     if acks {
         computer_args.extend(["--ack-port", &ack]);
     }
-    let mut computer = Example::start("computer", &computer_args)?;
+    let mut computer = start("computer", &computer_args)?;
     let took = match acks {
         false => {
             saver.wait_success(&mut [&mut computer], deadline)?;
@@ -378,7 +364,7 @@ fn example_results(
     };
     Ok(Measured {
         took,
-        peaks: vec![computer.peak(), saver.peak()],
+        peaks: peaks([&computer, &saver]),
     })
 }
 
@@ -386,167 +372,50 @@ fn example_weather(updates: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let port = free_port().to_string();
     let publisher_args = [&port, "--bind", "127.0.0.1", "--interval", "0s"];
-    let mut publisher = Example::start("pub_server", &publisher_args)?;
-    publisher.wait_listening(&port, deadline)?;
+    let mut publisher = start("pub_server", &publisher_args)?;
+    publisher.wait_listening(port.parse()?, deadline)?;
 
     let started = Instant::now();
     let n = updates.to_string();
-    let subscriber_args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--updates",
-        &n,
-        "--timeout",
-        "10s",
-    ];
-    let mut subscriber = Example::start("sub_client", &subscriber_args)?;
+    let mut subscriber = start("sub_client", &client_args(&port, "--updates", &n))?;
     subscriber.wait_success(&mut [&mut publisher], deadline)?;
     let took = started.elapsed();
     // The publisher runs until told to stop, as the original did.
-    publisher.sample();
+    publisher.sample_memory();
     publisher.signal(Signal::SIGTERM);
     publisher.wait_success(&mut [], deadline)?;
     Ok(Measured {
         took,
-        peaks: vec![publisher.peak(), subscriber.peak()],
+        peaks: peaks([&publisher, &subscriber]),
     })
 }
 
-/// A running example binary: stdout to /dev/null, stderr kept for error
-/// messages, peak RSS sampled while it runs, killed if dropped running.
-struct Example {
-    name: &'static str,
-    child: Child,
-    stderr: Option<JoinHandle<String>>,
-    stderr_text: String,
-    peak_kib: u64,
-    sampled: Instant,
+/// A client's flags: the server at `port` on 127.0.0.1, how many replies
+/// or updates it takes (`count` of `count_flag`), and 10 s to wait for each.
+fn client_args<'a>(port: &'a str, count_flag: &'a str, count: &'a str) -> [&'a str; 7] {
+    [
+        port,
+        "--host",
+        "127.0.0.1",
+        count_flag,
+        count,
+        "--timeout",
+        "10s",
+    ]
 }
 
-impl Example {
-    fn start(name: &'static str, args: &[&str]) -> Result<Example> {
-        let path = tests::examples_dir()
-            .map_err(|error| anyhow!(error))?
-            .join(name);
-        let mut child = Command::new(&path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", path.display()))?;
-        let mut pipe = child.stderr.take().context("stderr is piped")?;
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        });
-        Ok(Example {
-            name,
-            child,
-            stderr: Some(stderr),
-            stderr_text: String::new(),
-            peak_kib: 0,
-            sampled: Instant::now(),
-        })
-    }
-
-    /// Waits until the program accepts TCP connections on `port`.
-    fn wait_listening(&mut self, port: &str, deadline: Instant) -> Result<()> {
-        let port: u16 = port.parse()?;
-        loop {
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                return Err(self.failure(&format!("exited ({status}) before listening")));
-            }
-            if Instant::now() >= deadline {
-                return Err(self.failure(&format!("did not listen on port {port} in time")));
-            }
-            if tests::interrupted() {
-                return Err(anyhow!("interrupted"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Waits for the program to exit with status 0, sampling the peak RSS
-    /// of `others` meanwhile.
-    fn wait_success(&mut self, others: &mut [&mut Example], deadline: Instant) -> Result<()> {
-        let status = loop {
-            if self.sampled.elapsed() >= SAMPLE_EVERY {
-                self.sample();
-                others.iter_mut().for_each(|other| other.sample());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                return Err(self.failure("did not finish in time (stuck?)"));
-            }
-            if tests::interrupted() {
-                return Err(anyhow!("interrupted"));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        match status.success() {
-            true => Ok(()),
-            false => Err(self.failure(&format!("failed ({status})"))),
-        }
-    }
-
-    /// Stops the program and says what went wrong, with what it wrote on stderr.
-    fn failure(&mut self, what: &str) -> anyhow::Error {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self.stderr();
-        anyhow!("{} {what}{stderr}", self.name)
-    }
-
-    /// Reads the kernel's high-water mark of the process's RSS.
-    fn sample(&mut self) {
-        self.sampled = Instant::now();
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
-        let high_water_mark = status.ok().and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        });
-        if let Some(kib) = high_water_mark {
-            self.peak_kib = self.peak_kib.max(kib);
-        }
-    }
-
-    fn peak(&self) -> (&'static str, u64) {
-        (self.name, self.peak_kib)
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, signal);
-    }
-
-    /// What the program wrote on stderr, once it has exited, as a suffix
-    /// for error messages.
-    fn stderr(&mut self) -> String {
-        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-        if let Some(reader) = self.stderr.take_if(|_| exited) {
-            self.stderr_text = reader.join().unwrap_or_default();
-        }
-        match self.stderr_text.trim() {
-            "" => String::new(),
-            text => format!(":\n{text}"),
-        }
-    }
+/// Starts the example binary `name`; its stdout goes unread to /dev/null.
+fn start(name: &str, args: &[&str]) -> Result<Program> {
+    Program::launch(name, name, args, Output::StderrOnly)
 }
 
-impl Drop for Example {
-    fn drop(&mut self) {
-        // Never leave a process behind, whatever went wrong.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The peak RSS sampled of each program, in KiB.
+fn peaks(programs: [&Program; 2]) -> Vec<(String, u64)> {
+    let peak = |program: &&Program| {
+        let kib = program.peak_memory_sampled() / 1024;
+        (program.name().to_owned(), kib)
+    };
+    programs.iter().map(peak).collect()
 }
 
 // ---------------------------------------------------------------------------
