@@ -116,6 +116,13 @@ impl Finished {
     pub fn code(&self) -> Option<i32> {
         self.status.code()
     }
+
+    /// The last line printed on stderr, where every example says how it
+    /// ended; panics if there is none.
+    pub fn summary(&self) -> &str {
+        let last = self.stderr.last();
+        last.unwrap_or_else(|| panic!("nothing on stderr: {self:?}"))
+    }
 }
 
 impl Program {
@@ -645,8 +652,9 @@ pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
 
 /// A test-side PUSH socket (see [`socket`]) connected to `port` on
 /// 127.0.0.1: a computer or faker stand-in that sends what a test wants.
-pub fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
-    let socket = socket(context, zmq::PUSH);
+/// It has a context of its own, which it keeps alive.
+pub fn pusher(port: &str) -> zmq::Socket {
+    let socket = socket(&zmq::Context::new(), zmq::PUSH);
     socket
         .connect(&format!("tcp://127.0.0.1:{port}"))
         .unwrap_or_else(|error| panic!("cannot connect a test socket to {port}: {error}"));
@@ -777,6 +785,35 @@ pub fn computer_args<'a>(ports: [&'a str; 3], unit: &'a str, extra: &[&'a str]) 
     ];
     args.extend_from_slice(extra);
     args
+}
+
+/// A listening program's flags (the saver's, the mailbin's): `port` on
+/// 127.0.0.1, then `extra`.
+pub fn listener_args<'a>(port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&["--port", port, "--bind", "127.0.0.1"], extra].concat()
+}
+
+/// `N` ports from [`free_port`], as flags take them.
+pub fn free_ports<const N: usize>() -> [String; N] {
+    std::array::from_fn(|_| free_port().to_string())
+}
+
+/// The number in `field` of each JSON object that a line of `lines`
+/// prints after `prefix` (`Computer requested a save: {...}`), in order;
+/// panics on a line with that prefix and no such number.
+pub fn numbers_after(lines: &[String], prefix: &str, field: &str) -> Vec<i64> {
+    let number = |json: &str| {
+        let object: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"));
+        object[field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no number {field:?} in {json}"))
+    };
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix(prefix))
+        .map(number)
+        .collect()
 }
 
 /// True when every thread of process `pid` is asleep (state `S`, or

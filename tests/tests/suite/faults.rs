@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use tests::relay::Relay;
 use tests::{Program, Signal, Stream, WAIT, free_port};
+
+use crate::fixtures::{Store, valid_form};
 
 fn endpoint(port: &str) -> String {
     format!("tcp://127.0.0.1:{port}")
@@ -26,33 +26,12 @@ fn computer(save: &str, unit: &str, extra: &[&str]) -> Program {
 }
 
 fn saver(port: &str, extra: &[&str]) -> Program {
-    let args = [&["--port", port, "--bind", "127.0.0.1"], extra].concat();
-    Program::start("saver", &args)
+    Program::start("saver", &tests::listener_args(port, extra))
 }
 
 /// The counters of the results a saver printed, in order.
 fn printed_counters(lines: &[String]) -> Vec<i64> {
-    lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("Computer requested a save: "))
-        .map(|json| {
-            serde_json::from_str::<serde_json::Value>(json).unwrap()["counter"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect()
-}
-
-fn stored_counters(store: &Path) -> Vec<i64> {
-    let connection = Connection::open(store).unwrap();
-    let mut query = connection
-        .prepare("SELECT counter FROM results ORDER BY id")
-        .unwrap();
-    query
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    tests::numbers_after(lines, "Computer requested a save: ", "counter")
 }
 
 /// Waits until the bytes in the kernel's buffers to and from `port` no
@@ -245,11 +224,7 @@ fn subscriber_hears_again_after_an_oversized_update() {
 
 #[test]
 fn computer_hears_commands_again_after_an_oversized_one() {
-    let (cmd, reply, save) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
+    let [cmd, reply, save] = tests::free_ports();
     let context = zmq::Context::new();
     let publisher = tests::socket(&context, zmq::XPUB);
     publisher.set_xpub_verbose(true).unwrap();
@@ -327,21 +302,11 @@ fn client_asks_again_after_an_oversized_reply() {
 
 #[test]
 fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("forms.db");
+    let store = Store::new("forms.db");
     let port = free_port().to_string();
-    let args = [
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    let mut mailbin = Program::start("mailbin", &args);
+    let mut mailbin = Program::start("mailbin", &tests::listener_args(&port, &store.flag()));
     mailbin.wait_for_stdout("Mailbin listening", WAIT);
-    let context = zmq::Context::new();
-    let faker = tests::pusher(&context, &port);
+    let faker = tests::pusher(&port);
 
     // 400 frames of 60 kB, each under the 64 KiB limit: 24 MB in all.
     const FRAMES: usize = 400;
@@ -362,20 +327,14 @@ fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
     let bound = size as u64 * 13 / 10 + 16 * 1024 * 1024;
     assert!(peak < bound, "peak memory {peak} bytes, over {bound}");
 
-    // It goes on, and its store too (any real date makes a valid form).
-    let form = r#"{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org", "created_at": "20130315",
-        "ip": "192.0.2.7", "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}"#;
-    faker.send(form, 0).unwrap();
+    // It goes on, and its store too.
+    faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     mailbin.wait_for_stdout("Mailbin received a form from Ada Lovelace", WAIT);
     let mailbin = mailbin.stop(Signal::SIGINT, WAIT);
     tests::assert_stopped_cleanly(&mailbin, "mailbin: 1 form received, 1 rejected");
-    let connection = Connection::open(&store).unwrap();
-    let (payload, reason): (Vec<u8>, String) = connection
-        .query_row("SELECT payload, reason FROM rejected", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(payload, frame, "the first frame, not the whole message");
+    let rejected = store.rejected();
+    let (payload, reason) = &rejected[0];
+    assert_eq!(*payload, frame, "the first frame, not the whole message");
     assert!(
         reason.contains(&format!("{FRAMES} frames ({size} bytes)")),
         "{reason}"
@@ -387,8 +346,7 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
     let port = free_port().to_string();
     let mut saver = saver(&port, &[]);
     saver.wait_for_stdout("Listening", WAIT);
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     computer
         .send_multipart(
             [&br#"{"unit": 1, "counter": 0,"#[..], br#" "x": 1, "y": 2}"#],
@@ -413,16 +371,15 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
 
 #[test]
 fn sigkill_of_the_saver_loses_no_printed_result() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let save = free_port().to_string();
-    let mut saver = saver(&save, &["--store", store.to_str().unwrap()]);
+    let mut saver = saver(&save, &store.flag());
     let _computer = computer(&save, "41", &["--interval", "1ms"]);
     saver.wait_for_stdout("\"counter\":300,", WAIT);
     let saver = saver.stop(Signal::SIGKILL, WAIT);
 
     let printed = printed_counters(&saver.stdout);
-    let stored = stored_counters(&store);
+    let stored = store.counters();
     assert!(
         stored.starts_with(&printed),
         "{} printed, {} stored: every printed result is stored",
@@ -445,8 +402,7 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
         .spawn()
         .unwrap();
     let mut stdout = saver.stdout.take().unwrap();
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     // Counters of four digits: every message has the same length.
     const SENT: usize = 3000;
     let message = |counter: usize| {
@@ -505,19 +461,17 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
 
 #[test]
 fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let port = free_port().to_string();
-    let mut saver = saver(&port, &["--store", store.to_str().unwrap()]);
+    let mut saver = saver(&port, &store.flag());
     saver.wait_for_stdout("Listening", WAIT);
 
     // Another program takes the write lock, for longer than SQLite's
     // usual five seconds of patience.
-    let other = Connection::open(&store).unwrap();
+    let other = store.open();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let locked_at = Instant::now();
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     for counter in 0..50 {
         let result = format!(r#"{{"unit": 6, "counter": {counter}, "x": 1, "y": 2}}"#);
         computer.send(result.as_bytes(), 0).unwrap();
@@ -537,7 +491,7 @@ fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
             .any(|line| line.ends_with("is free again")),
         "{saver:?}"
     );
-    assert_eq!(stored_counters(&store), (0..50).collect::<Vec<_>>());
+    assert_eq!(store.counters(), (0..50).collect::<Vec<_>>());
 }
 
 // 7. A malformed request.

@@ -182,8 +182,7 @@ fn mailbin_receives_every_form_of_the_real_faker() {
 fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
-    let context = zmq::Context::new();
-    let sender = tests::pusher(&context, &port);
+    let sender = tests::pusher(&port);
 
     const EMAIL: &str = r#"form field "email" is not an address local@domain"#;
     const DATE: &str = r#"form field "created_at" is not a date YYYYMMDD"#;
@@ -247,8 +246,7 @@ fn mailbin_accepts_a_form_of_any_real_calendar_date() {
     // form: the date only has to be a real day.
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
-    let context = zmq::Context::new();
-    let sender = tests::pusher(&context, &port);
+    let sender = tests::pusher(&port);
     for day in ["20130315", "20240229", "19991231"] {
         sender.send(form_with("created_at", json!(day)), 0).unwrap();
     }
@@ -358,8 +356,7 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         let port = free_port().to_string();
         let mut mailbin = listening_mailbin(&port, &[]);
-        let context = zmq::Context::new();
-        let sender = tests::pusher(&context, &port);
+        let sender = tests::pusher(&port);
         sender.send("not a form", 0).unwrap();
         sender
             .send(serde_json::to_vec(&form()).unwrap(), 0)
