@@ -311,10 +311,26 @@ impl Program {
         }
     }
 
+    /// Waits for the program to exit, as [`Program::finish`] does within
+    /// [`WAIT`], and asserts that it exited with status 0.
+    pub fn finish_successfully(self) -> Finished {
+        let finished = self.finish(WAIT);
+        assert!(finished.success(), "{finished:?}");
+        finished
+    }
+
     /// Sends `signal` and waits for the program to exit.
     pub fn stop(self, signal: Signal, timeout: Duration) -> Finished {
         self.signal(signal);
         self.finish(timeout)
+    }
+
+    /// Sends `signal`, waits for the program to exit, and asserts that it
+    /// stopped cleanly, saying `summary` ([`assert_stopped_cleanly`]).
+    pub fn stop_cleanly(self, signal: Signal, summary: &str) -> Finished {
+        let finished = self.stop(signal, WAIT);
+        assert_stopped_cleanly(&finished, summary);
+        finished
     }
 
     /// Waits until the program accepts TCP connections on `port` of
@@ -645,20 +661,42 @@ pub fn free_port() -> u16 {
 /// A test-side socket that cannot hang a test: a send or receive gives up
 /// after [`WAIT`], and closing drops what it has not sent (a PUSH socket
 /// holding a message would otherwise hold up its context's end forever).
-pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
     bounded_socket(context, kind, WAIT)
         .unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
 }
 
-/// A test-side PUSH socket (see [`socket`]) connected to `port` on
-/// 127.0.0.1: a computer or faker stand-in that sends what a test wants.
-/// It has a context of its own, which it keeps alive.
+/// A test-side socket of `kind` (see [`socket`]) bound to `port` on
+/// 127.0.0.1, in a context of its own that it keeps alive: a stand-in for
+/// a program that binds.
+pub fn bound(kind: zmq::SocketType, port: &str) -> zmq::Socket {
+    attached(kind, port, "bind", zmq::Socket::bind)
+}
+
+/// Like [`bound`], connected to `port`: a stand-in for a program that
+/// connects.
+pub fn connected(kind: zmq::SocketType, port: &str) -> zmq::Socket {
+    attached(kind, port, "connect", zmq::Socket::connect)
+}
+
+/// A test-side socket in a context of its own, bound or connected
+/// (`attach`, which `verb` names) to `port` on 127.0.0.1.
+fn attached(
+    kind: zmq::SocketType,
+    port: &str,
+    verb: &str,
+    attach: fn(&zmq::Socket, &str) -> zmq::Result<()>,
+) -> zmq::Socket {
+    let socket = socket(&zmq::Context::new(), kind);
+    attach(&socket, &format!("tcp://127.0.0.1:{port}"))
+        .unwrap_or_else(|error| panic!("cannot {verb} a test socket to {port}: {error}"));
+    socket
+}
+
+/// A test-side PUSH socket connected to `port` (see [`connected`]): a
+/// computer or faker stand-in that sends what a test wants.
 pub fn pusher(port: &str) -> zmq::Socket {
-    let socket = socket(&zmq::Context::new(), zmq::PUSH);
-    socket
-        .connect(&format!("tcp://127.0.0.1:{port}"))
-        .unwrap_or_else(|error| panic!("cannot connect a test socket to {port}: {error}"));
-    socket
+    connected(zmq::PUSH, port)
 }
 
 /// A socket whose sends and receives give up after `timeout`, and that
@@ -793,6 +831,12 @@ pub fn listener_args<'a>(port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     [&["--port", port, "--bind", "127.0.0.1"], extra].concat()
 }
 
+/// A client's flags (reqrep_client's, sub_client's): its server's `port`
+/// on 127.0.0.1, then `extra`.
+pub fn client_args<'a>(port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&[port, "--host", "127.0.0.1"], extra].concat()
+}
+
 /// `N` ports from [`free_port`], as flags take them.
 pub fn free_ports<const N: usize>() -> [String; N] {
     std::array::from_fn(|_| free_port().to_string())
@@ -814,6 +858,30 @@ pub fn numbers_after(lines: &[String], prefix: &str, field: &str) -> Vec<i64> {
         .filter_map(|line| line.strip_prefix(prefix))
         .map(number)
         .collect()
+}
+
+/// Asserts that `program --help` names every one of `flags`, written one
+/// after the other with spaces between ("[PORT] --bind --version").
+pub fn assert_help_lists(program: &str, flags: &str) {
+    let help = Program::start(program, &["--help"]).finish(WAIT);
+    let help = help.stdout.join("\n");
+    for flag in flags.split_whitespace() {
+        assert!(
+            help.contains(flag),
+            "{program} --help lacks {flag}:\n{help}"
+        );
+    }
+}
+
+/// Runs `program` with `args`, asserts clap's usage error (exit 2), and
+/// returns the first line it printed on stderr.
+pub fn usage_error(program: &str, args: &[&str]) -> String {
+    let finished = Program::start(program, args).finish(WAIT);
+    assert_eq!(finished.code(), Some(2), "{program} {args:?}: {finished:?}");
+    let first = finished.stderr.first();
+    first
+        .unwrap_or_else(|| panic!("{program} {args:?}: nothing on stderr"))
+        .clone()
 }
 
 /// True when every thread of process `pid` is asleep (state `S`, or

@@ -43,8 +43,7 @@ impl Server {
     /// Stops `saver`, cleanly, and asserts that the store holds every
     /// counter of unit 3 exactly once.
     fn assert_every_result_kept_once(&self, saver: Program) {
-        let saver = saver.stop(Signal::SIGTERM, WAIT);
-        tests::assert_stopped_cleanly(&saver, "saver: ");
+        saver.stop_cleanly(Signal::SIGTERM, "saver: ");
         let (rows, distinct, low, high): (u64, u64, u64, u64) = self
             .store
             .open()
@@ -104,8 +103,7 @@ fn a_saver_killed_twice_at_full_speed_loses_no_result() {
         saver.stop(Signal::SIGKILL, WAIT);
         saver = server.saver();
     }
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
+    let computer = computer.finish_successfully();
     assert_eq!(
         computer.summary(),
         format!(
@@ -132,8 +130,7 @@ fn a_frozen_then_cut_link_loses_no_result() {
         relay.cut();
         relay.thaw();
     }
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
+    let computer = computer.finish_successfully();
     let lost = |line: &String| line.starts_with("computer: lost the connection to the saver");
     assert!(computer.stderr.iter().any(lost), "{computer:?}");
     server.assert_every_result_kept_once(saver);

@@ -176,20 +176,10 @@ fn wait_for_subscription(publisher: &zmq::Socket) -> Vec<u8> {
 #[test]
 fn subscriber_hears_again_after_an_oversized_update() {
     let port = free_port().to_string();
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
+    let publisher = tests::bound(zmq::XPUB, &port);
     publisher.set_xpub_verbose(true).unwrap();
-    publisher.bind(&endpoint(&port)).unwrap();
-    let args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--updates",
-        "2",
-        "--max-message-size",
-        "1000",
-    ];
-    let mut subscriber = Program::start("sub_client", &args);
+    let extra = ["--updates", "2", "--max-message-size", "1000"];
+    let mut subscriber = Program::start("sub_client", &tests::client_args(&port, &extra));
 
     assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
     publisher.send("10001 5", 0).unwrap();
@@ -203,8 +193,7 @@ fn subscriber_hears_again_after_an_oversized_update() {
     assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
     publisher.send("10001 7", 0).unwrap();
 
-    let subscriber = subscriber.finish(WAIT);
-    assert!(subscriber.success(), "{subscriber:?}");
+    let subscriber = subscriber.finish_successfully();
     assert_eq!(
         subscriber.stdout[1..],
         [
@@ -225,14 +214,10 @@ fn subscriber_hears_again_after_an_oversized_update() {
 #[test]
 fn computer_hears_commands_again_after_an_oversized_one() {
     let [cmd, reply, save] = tests::free_ports();
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
+    let publisher = tests::bound(zmq::XPUB, &cmd);
     publisher.set_xpub_verbose(true).unwrap();
-    publisher.bind(&endpoint(&cmd)).unwrap();
-    let replies = tests::socket(&context, zmq::PULL);
-    replies.bind(&endpoint(&reply)).unwrap();
-    let results = tests::socket(&context, zmq::PULL);
-    results.bind(&endpoint(&save)).unwrap();
+    let replies = tests::bound(zmq::PULL, &reply);
+    let _results = tests::bound(zmq::PULL, &save);
     let limit = ["--max-message-size", "1000"];
     let args = tests::computer_args([&cmd, &reply, &save], "21", &limit);
     let mut computer = Program::start("computer", &args);
@@ -250,26 +235,15 @@ fn computer_hears_commands_again_after_an_oversized_one() {
         serde_json::json!({"unit": 21, "status": "configured"})
     );
     computer.wait_for_stderr("computer: lost the connection to", WAIT);
-    let computer = computer.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&computer, "answered 1 command");
+    computer.stop_cleanly(Signal::SIGTERM, "answered 1 command");
 }
 
 #[test]
 fn client_asks_again_after_an_oversized_reply() {
     let port = free_port().to_string();
-    let context = zmq::Context::new();
-    let server = tests::socket(&context, zmq::REP);
-    server.bind(&endpoint(&port)).unwrap();
-    let args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--requests",
-        "2",
-        "--max-message-size",
-        "1000",
-    ];
-    let client = Program::start("reqrep_client", &args);
+    let server = tests::bound(zmq::REP, &port);
+    let extra = ["--requests", "2", "--max-message-size", "1000"];
+    let client = Program::start("reqrep_client", &tests::client_args(&port, &extra));
 
     assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
     server.send(vec![b'x'; 5000], 0).unwrap();
@@ -278,8 +252,7 @@ fn client_asks_again_after_an_oversized_reply() {
         assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
         server.send("World", 0).unwrap();
     }
-    let client = client.finish(WAIT);
-    assert!(client.success(), "{client:?}");
+    let client = client.finish_successfully();
     assert_eq!(
         client.stdout,
         [
@@ -330,8 +303,7 @@ fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
     // It goes on, and its store too.
     faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     mailbin.wait_for_stdout("Mailbin received a form from Ada Lovelace", WAIT);
-    let mailbin = mailbin.stop(Signal::SIGINT, WAIT);
-    tests::assert_stopped_cleanly(&mailbin, "mailbin: 1 form received, 1 rejected");
+    mailbin.stop_cleanly(Signal::SIGINT, "mailbin: 1 form received, 1 rejected");
     let rejected = store.rejected();
     let (payload, reason) = &rejected[0];
     assert_eq!(*payload, frame, "the first frame, not the whole message");
@@ -357,8 +329,7 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
         .send(r#"{"unit": 1, "counter": 1, "x": 1, "y": 2}"#, 0)
         .unwrap();
     saver.wait_for_stdout(r#""counter": 1"#, WAIT);
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: 1 result received, 1 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 1 result received, 1 rejected");
     assert!(
         saver.stderr[0].starts_with(
             "rejected: result a message of 2 frames (41 bytes) where one frame was expected"
@@ -482,8 +453,7 @@ fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
     other.execute_batch("COMMIT").unwrap();
 
     saver.wait_for_stdout("\"counter\": 49", WAIT);
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: 50 results received, 0 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 50 results received, 0 rejected");
     assert!(
         saver
             .stderr
@@ -503,9 +473,7 @@ fn reqrep_server_survives_a_request_without_an_envelope() {
         "reqrep_server",
         &[&port, "--bind", "127.0.0.1", "--delay", "0s"],
     );
-    let context = zmq::Context::new();
-    let client = tests::socket(&context, zmq::REQ);
-    client.connect(&endpoint(&port)).unwrap();
+    let client = tests::connected(zmq::REQ, &port);
     client.send("Hello", 0).unwrap();
     assert_eq!(
         client.recv_bytes(0).unwrap(),
@@ -516,13 +484,11 @@ fn reqrep_server_survives_a_request_without_an_envelope() {
     // A DEALER sending a bare frame: the poll says "readable", then REP
     // discards it for want of the empty delimiter. Once the server has
     // read it, Ctrl-C must find it polling, not stuck in a `recv`.
-    let dealer = tests::socket(&context, zmq::DEALER);
-    dealer.connect(&endpoint(&port)).unwrap();
+    let dealer = tests::connected(zmq::DEALER, &port);
     dealer.send("no envelope", 0).unwrap();
     wait_until_stuck(&port, server.id());
 
-    let server = server.stop(Signal::SIGINT, WAIT);
-    tests::assert_stopped_cleanly(&server, "reqrep_server: 1 reply sent");
+    server.stop_cleanly(Signal::SIGINT, "reqrep_server: 1 reply sent");
 }
 
 // 8. Dead links are noticed.

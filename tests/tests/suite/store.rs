@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Instant;
 
-use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, WAIT, free_port};
 
 use crate::fixtures::{Store, valid_form};
 
@@ -57,8 +57,7 @@ fn saver_stores_what_it_accepts_and_what_it_rejects() {
     for message in messages {
         computer.send(message, 0).unwrap();
     }
-    let saver = saver.finish(WAIT);
-    assert!(saver.success(), "{saver:?}");
+    saver.finish_successfully();
 
     assert_eq!(
         store.results(),
@@ -109,9 +108,8 @@ fn sigterm_in_a_fast_stream_loses_no_accepted_row() {
     let _computer = Program::start("computer", &computer_args);
     saver.wait_for_stdout("\"counter\":500,", WAIT);
 
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "results received, 0 rejected");
     let summary = saver.summary().to_owned();
-    assert_stopped_cleanly(&saver, "results received, 0 rejected");
     let accepted = saver.stdout.len() - 1;
     assert_eq!(
         summary,
@@ -136,7 +134,7 @@ fn a_second_run_appends() {
         let message = format!(r#"{{"unit": 2, "counter": {counter}, "x": 0, "y": 0}}"#);
         let computer = tests::pusher(&port);
         computer.send(message.as_bytes(), 0).unwrap();
-        assert!(saver.finish(WAIT).success());
+        saver.finish_successfully();
     }
     assert_eq!(store.results(), [(2, 0, 0.0, 0.0), (2, 1, 0.0, 0.0)]);
 }
@@ -199,8 +197,7 @@ fn mailbin_stores_valid_forms_and_rejected_messages() {
         )
         .unwrap();
     faker.send(valid_form("Grace").as_bytes(), 0).unwrap();
-    let mailbin = mailbin.finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    mailbin.finish_successfully();
 
     let sql =
         "SELECT first_name, last_name, email, ip, user_agent, service_uri FROM forms ORDER BY id";
