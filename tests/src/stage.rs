@@ -21,7 +21,7 @@ use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 
 use crate::{Line, Output, Program, Signal, Stream, interrupted};
 
@@ -215,6 +215,20 @@ impl Stage {
             }
             self.tick()?;
         }
+    }
+
+    /// Waits until `name` exits, and fails unless it exited with status 0.
+    pub fn wait_success(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        let status = self.wait_exit(name, timeout)?;
+        ensure!(status.success(), "{name} failed ({status})");
+        Ok(())
+    }
+
+    /// Stops `name` as its user would, with Ctrl-C, and waits until it
+    /// exits; returns its status.
+    pub fn interrupt(&mut self, name: &str, timeout: Duration) -> Result<ExitStatus> {
+        self.signal(name, Signal::SIGINT)?;
+        self.wait_exit(name, timeout)
     }
 
     /// Sends `signal` to `name` (Ctrl-C is `Signal::SIGINT`).
