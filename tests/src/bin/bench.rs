@@ -296,7 +296,8 @@ fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured> {
     server.wait_listening(port.parse()?, deadline)?;
 
     let started = Instant::now();
-    let mut client = start("reqrep_client", &client_args(&port, "--requests", &n))?;
+    let client_args = tests::client_args(&port, &["--requests", &n, "--timeout", "10s"]);
+    let mut client = start("reqrep_client", &client_args)?;
     client.wait_success(&mut [&mut server], deadline)?;
     let took = started.elapsed();
     server.wait_success(&mut [], deadline)?;
@@ -326,7 +327,7 @@ fn example_results(
     let n = messages.to_string();
     let [save, cmd, reply, ack] =
         [free_port(), free_port(), free_port(), free_port()].map(|port| port.to_string());
-    let mut saver_args = vec!["--port", &save, "--bind", "127.0.0.1"];
+    let mut saver_args = tests::listener_args(&save, &[]);
     let store = store.map(|path| path.display().to_string());
     if let Some(store) = &store {
         saver_args.extend(["--store", store]);
@@ -377,7 +378,8 @@ fn example_weather(updates: u64, timeout: Duration) -> Result<Measured> {
 
     let started = Instant::now();
     let n = updates.to_string();
-    let mut subscriber = start("sub_client", &client_args(&port, "--updates", &n))?;
+    let subscriber_args = tests::client_args(&port, &["--updates", &n, "--timeout", "10s"]);
+    let mut subscriber = start("sub_client", &subscriber_args)?;
     subscriber.wait_success(&mut [&mut publisher], deadline)?;
     let took = started.elapsed();
     // The publisher runs until told to stop, as the original did.
@@ -388,20 +390,6 @@ fn example_weather(updates: u64, timeout: Duration) -> Result<Measured> {
         took,
         peaks: peaks([&publisher, &subscriber]),
     })
-}
-
-/// A client's flags: the server at `port` on 127.0.0.1, how many replies
-/// or updates it takes (`count` of `count_flag`), and 10 s to wait for each.
-fn client_args<'a>(port: &'a str, count_flag: &'a str, count: &'a str) -> [&'a str; 7] {
-    [
-        port,
-        "--host",
-        "127.0.0.1",
-        count_flag,
-        count,
-        "--timeout",
-        "10s",
-    ]
 }
 
 /// Starts the example binary `name`; its stdout goes unread to /dev/null.
