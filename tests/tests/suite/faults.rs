@@ -367,7 +367,7 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
     // Nobody reads the saver's stdout for now: once the pipe is full it
     // stops in a `print`, and results pile up in its queue.
     let mut saver = Command::new(tests::binary("saver"))
-        .args(["--port", &port, "--bind", "127.0.0.1"])
+        .args(tests::listener_args(&port, &[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -22,8 +22,7 @@ const FIELDS: [&str; 7] = [
 ];
 
 fn mailbin(port: &str, extra: &[&str]) -> Program {
-    let args = [&["--port", port, "--bind", "127.0.0.1"], extra].concat();
-    Program::start("mailbin", &args)
+    Program::start("mailbin", &tests::listener_args(port, extra))
 }
 
 fn faker(port: &str, extra: &[&str]) -> Program {

@@ -7,8 +7,8 @@
 use tests::{Program, Signal, WAIT, assert_port_taken, free_port};
 
 fn subscriber(port: &str, extra: &[&str]) -> Program {
-    let args = [&[port, "--host", "127.0.0.1", "--timeout", "10s"], extra].concat();
-    Program::start("sub_client", &args)
+    let extra = [&["--timeout", "10s"], extra].concat();
+    Program::start("sub_client", &tests::client_args(port, &extra))
 }
 
 /// Reads "<zipcode> <temperature>".

@@ -11,8 +11,7 @@ fn server(port: &str, extra: &[&str]) -> Program {
 }
 
 fn client(port: &str, extra: &[&str]) -> Program {
-    let args = [&[port, "--host", "127.0.0.1"], extra].concat();
-    Program::start("reqrep_client", &args)
+    Program::start("reqrep_client", &tests::client_args(port, extra))
 }
 
 fn expected_client_lines(port: &str, requests: u32) -> Vec<String> {

@@ -47,8 +47,7 @@ impl Ports {
     }
 
     fn saver(&self, extra: &[&str]) -> Program {
-        let args = [&["--port", &self.save, "--bind", "127.0.0.1"], extra].concat();
-        Program::start("saver", &args)
+        Program::start("saver", &tests::listener_args(&self.save, extra))
     }
 }
 
