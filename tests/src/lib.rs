@@ -355,7 +355,7 @@ impl Program {
     }
 
     /// Waits until the program exits with status 0, sampling the peak
-    /// memory of this program and of `beside` every [`SAMPLE_EVERY`]
+    /// memory of this program and of `beside` every few milliseconds
     /// meanwhile. An error with what it printed on stderr, rather than a
     /// panic, if it fails or is still running at `deadline` (it is killed
     /// then), or if Ctrl-C comes ([`interrupted`]).
@@ -666,9 +666,10 @@ fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
         .unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
 }
 
-/// A test-side socket of `kind` (see [`socket`]) bound to `port` on
-/// 127.0.0.1, in a context of its own that it keeps alive: a stand-in for
-/// a program that binds.
+/// A test-side socket of `kind` bound to `port` on 127.0.0.1, in a context
+/// of its own that it keeps alive: a stand-in for a program that binds. It
+/// cannot hang a test: a send or receive gives up after [`WAIT`], and
+/// closing drops what it has not sent.
 pub fn bound(kind: zmq::SocketType, port: &str) -> zmq::Socket {
     attached(kind, port, "bind", zmq::Socket::bind)
 }
@@ -861,7 +862,7 @@ pub fn numbers_after(lines: &[String], prefix: &str, field: &str) -> Vec<i64> {
 }
 
 /// Asserts that `program --help` names every one of `flags`, written one
-/// after the other with spaces between ("[PORT] --bind --version").
+/// after the other with spaces between (`"[PORT] --bind --version"`).
 pub fn assert_help_lists(program: &str, flags: &str) {
     let help = Program::start(program, &["--help"]).finish(WAIT);
     let help = help.stdout.join("\n");

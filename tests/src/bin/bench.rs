@@ -416,7 +416,7 @@ fn endpoint(port: u16) -> String {
     format!("tcp://127.0.0.1:{port}")
 }
 
-/// REQ/REP: "Hello" and "World from <port>", one round trip at a time.
+/// REQ/REP: `Hello` and `World from <port>`, one round trip at a time.
 fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let server_context = zmq::Context::new();
