@@ -19,14 +19,35 @@ pub mod relay;
 pub mod stage;
 
 use std::io::{BufRead as _, BufReader, Read};
-use std::net::TcpListener;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, TryRecvError, channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use anyhow::{Context as _, Result, anyhow, bail};
 pub use nix::sys::signal::Signal;
+
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes Ctrl-C (and SIGTERM) raise a flag instead of ending the process,
+/// so that the tour or the bench can stop every program it started before
+/// it exits: each of their waits gives way once [`interrupted`] says so.
+pub fn stop_on_ctrl_c() -> Result<()> {
+    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
+    Ok(())
+}
+
+/// True once Ctrl-C (or SIGTERM) has come, after [`stop_on_ctrl_c`].
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// How often [`Program::wait_success`] samples the peak memory of the
+/// programs it watches.
+const SAMPLE_EVERY: Duration = Duration::from_millis(5);
 
 /// How long a test waits for anything before calling the program broken:
 /// generous, since tests share two cores, and never reached when all is well.
@@ -45,9 +66,23 @@ pub struct Line {
     pub stream: Stream,
     pub text: String,
     /// When it was printed, in nanoseconds since the Unix epoch: the
-    /// program's own stamp when it was started by [`Program::spawn_stamped`],
+    /// program's own stamp when it was started with [`Output::Stamped`],
     /// else the moment the line was read.
     pub printed: u128,
+}
+
+/// What the harness does with a program's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Both streams read and kept line by line.
+    Lines,
+    /// Like `Lines`, the program stamping each line with the moment it
+    /// printed it ([`examples_common::console::STAMP_LINES`]), so that the
+    /// lines of several programs can be put in order.
+    Stamped,
+    /// Stdout to /dev/null, unread, for a stream too fast to be worth
+    /// reading (the bench's hundreds of thousands of lines); stderr kept.
+    StderrOnly,
 }
 
 /// A running example binary.
@@ -59,6 +94,8 @@ pub struct Program {
     stdout: Vec<String>,
     stderr: Vec<String>,
     open_streams: usize,
+    /// The highest peak resident memory sampled, in bytes.
+    peak_memory: u64,
 }
 
 /// A program that has exited, with everything it printed.
@@ -78,6 +115,13 @@ impl Finished {
     /// The exit status as a number (None if killed by a signal).
     pub fn code(&self) -> Option<i32> {
         self.status.code()
+    }
+
+    /// The last line printed on stderr, where every example says how it
+    /// ended; panics if there is none.
+    pub fn summary(&self) -> &str {
+        let last = self.stderr.last();
+        last.unwrap_or_else(|| panic!("nothing on stderr: {self:?}"))
     }
 }
 
@@ -102,32 +146,40 @@ impl Program {
 
     /// Starts a program from a prepared command (extra environment, ...).
     pub fn start_command(name: &str, command: &mut Command) -> Program {
-        Program::spawn(name, command).unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
+        Program::spawn(name, command, Output::Lines)
+            .unwrap_or_else(|error| panic!("cannot start {name}: {error}"))
     }
 
-    /// Starts a program from a prepared command, or says why it cannot.
-    pub fn spawn(name: &str, command: &mut Command) -> std::io::Result<Program> {
-        Program::spawn_with(name, command, false)
+    /// Starts the example binary `binary` as `name`, or says why it cannot:
+    /// for the tour and the bench, which report an error where a test
+    /// would panic.
+    pub fn launch(name: &str, binary: &str, args: &[&str], output: Output) -> Result<Program> {
+        let path = examples_dir().map_err(|error| anyhow!(error))?.join(binary);
+        Program::spawn(name, Command::new(&path).args(args), output)
+            .with_context(|| format!("cannot start {}", path.display()))
     }
 
-    /// Like [`Program::spawn`], for a program that stamps each line with
-    /// the moment it printed it ([`examples_common::console::STAMP_LINES`]),
-    /// so that the lines of several programs can be put in order.
-    pub fn spawn_stamped(name: &str, command: &mut Command) -> std::io::Result<Program> {
-        let command = command.env(examples_common::console::STAMP_LINES, "1");
-        Program::spawn_with(name, command, true)
-    }
-
-    fn spawn_with(name: &str, command: &mut Command, stamped: bool) -> std::io::Result<Program> {
+    fn spawn(name: &str, command: &mut Command, output: Output) -> std::io::Result<Program> {
+        let stamped = output == Output::Stamped;
+        if stamped {
+            command.env(examples_common::console::STAMP_LINES, "1");
+        }
+        let stdout = match output {
+            Output::Lines | Output::Stamped => Stdio::piped(),
+            Output::StderrOnly => Stdio::null(),
+        };
         let mut child = command
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()?;
         let (sender, lines) = channel();
-        let stdout = child.stdout.take().expect("stdout is piped");
+        let mut open_streams = 1;
+        if let Some(stdout) = child.stdout.take() {
+            forward_lines(stdout, Stream::Stdout, stamped, sender.clone());
+            open_streams += 1;
+        }
         let stderr = child.stderr.take().expect("stderr is piped");
-        forward_lines(stdout, Stream::Stdout, stamped, sender.clone());
         forward_lines(stderr, Stream::Stderr, stamped, sender);
         Ok(Program {
             name: name.to_owned(),
@@ -135,7 +187,8 @@ impl Program {
             lines,
             stdout: Vec::new(),
             stderr: Vec::new(),
-            open_streams: 2,
+            open_streams,
+            peak_memory: 0,
         })
     }
 
@@ -258,10 +311,108 @@ impl Program {
         }
     }
 
+    /// Waits for the program to exit, as [`Program::finish`] does within
+    /// [`WAIT`], and asserts that it exited with status 0.
+    pub fn finish_successfully(self) -> Finished {
+        let finished = self.finish(WAIT);
+        assert!(finished.success(), "{finished:?}");
+        finished
+    }
+
     /// Sends `signal` and waits for the program to exit.
     pub fn stop(self, signal: Signal, timeout: Duration) -> Finished {
         self.signal(signal);
         self.finish(timeout)
+    }
+
+    /// Sends `signal`, waits for the program to exit, and asserts that it
+    /// stopped cleanly, saying `summary` ([`assert_stopped_cleanly`]).
+    pub fn stop_cleanly(self, signal: Signal, summary: &str) -> Finished {
+        let finished = self.stop(signal, WAIT);
+        assert_stopped_cleanly(&finished, summary);
+        finished
+    }
+
+    /// Waits until the program accepts TCP connections on `port` of
+    /// 127.0.0.1. An error, rather than a panic, if it exits first, still
+    /// does not listen at `deadline`, or Ctrl-C comes ([`interrupted`]).
+    pub fn wait_listening(&mut self, port: u16, deadline: Instant) -> Result<()> {
+        loop {
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                return Err(self.failure(&format!("exited ({status}) before listening")));
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure(&format!("did not listen on port {port} in time")));
+            }
+            if interrupted() {
+                bail!("interrupted");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits until the program exits with status 0, sampling the peak
+    /// memory of this program and of `beside` every few milliseconds
+    /// meanwhile. An error with what it printed on stderr, rather than a
+    /// panic, if it fails or is still running at `deadline` (it is killed
+    /// then), or if Ctrl-C comes ([`interrupted`]).
+    pub fn wait_success(&mut self, beside: &mut [&mut Program], deadline: Instant) -> Result<()> {
+        let mut sampled: Option<Instant> = None;
+        let status = loop {
+            if sampled.is_none_or(|at| at.elapsed() >= SAMPLE_EVERY) {
+                sampled = Some(Instant::now());
+                self.sample_memory();
+                beside.iter_mut().for_each(|other| other.sample_memory());
+            }
+            if let Some(status) = self.child.try_wait()? {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                return Err(self.failure("did not finish in time (stuck?)"));
+            }
+            if interrupted() {
+                bail!("interrupted");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        match status.success() {
+            true => Ok(()),
+            false => Err(self.failure(&format!("failed ({status})"))),
+        }
+    }
+
+    /// Kills the program, and says what went wrong with what it printed
+    /// on stderr.
+    fn failure(&mut self, what: &str) -> anyhow::Error {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Its output closed when it exited: take in the last lines.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.read_line(deadline) {}
+        match self.stderr.join("\n").trim() {
+            "" => anyhow!("{} {what}", self.name),
+            stderr => anyhow!("{} {what}:\n{stderr}", self.name),
+        }
+    }
+
+    /// Reads the kernel's high-water mark of the program's resident memory,
+    /// if it is still running, for [`Program::peak_memory_sampled`].
+    pub fn sample_memory(&mut self) {
+        // Once the process is reaped its pid may be another's.
+        if self.is_running() {
+            let sampled = read_peak_memory(self.id()).unwrap_or(0);
+            self.peak_memory = self.peak_memory.max(sampled);
+        }
+    }
+
+    /// The highest peak resident memory sampled, in bytes (0 if the program
+    /// was never sampled while running). The kernel keeps the high-water
+    /// mark, so a sample misses only what the program's last moments add.
+    pub fn peak_memory_sampled(&self) -> u64 {
+        self.peak_memory
     }
 
     /// Everything printed so far, for failure messages.
@@ -510,19 +661,43 @@ pub fn free_port() -> u16 {
 /// A test-side socket that cannot hang a test: a send or receive gives up
 /// after [`WAIT`], and closing drops what it has not sent (a PUSH socket
 /// holding a message would otherwise hold up its context's end forever).
-pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
+fn socket(context: &zmq::Context, kind: zmq::SocketType) -> zmq::Socket {
     bounded_socket(context, kind, WAIT)
         .unwrap_or_else(|error| panic!("cannot make a test socket: {error}"))
 }
 
-/// A test-side PUSH socket (see [`socket`]) connected to `port` on
-/// 127.0.0.1: a computer or faker stand-in that sends what a test wants.
-pub fn pusher(context: &zmq::Context, port: &str) -> zmq::Socket {
-    let socket = socket(context, zmq::PUSH);
+/// A test-side socket of `kind` bound to `port` on 127.0.0.1, in a context
+/// of its own that it keeps alive: a stand-in for a program that binds. It
+/// cannot hang a test: a send or receive gives up after [`WAIT`], and
+/// closing drops what it has not sent.
+pub fn bound(kind: zmq::SocketType, port: &str) -> zmq::Socket {
+    attached(kind, port, "bind", zmq::Socket::bind)
+}
+
+/// Like [`bound`], connected to `port`: a stand-in for a program that
+/// connects.
+pub fn connected(kind: zmq::SocketType, port: &str) -> zmq::Socket {
+    attached(kind, port, "connect", zmq::Socket::connect)
+}
+
+/// A test-side socket in a context of its own, bound or connected
+/// (`attach`, which `verb` names) to `port` on 127.0.0.1.
+fn attached(
+    kind: zmq::SocketType,
+    port: &str,
+    verb: &str,
+    attach: fn(&zmq::Socket, &str) -> zmq::Result<()>,
+) -> zmq::Socket {
+    let socket = socket(&zmq::Context::new(), kind);
+    attach(&socket, &format!("tcp://127.0.0.1:{port}"))
+        .unwrap_or_else(|error| panic!("cannot {verb} a test socket to {port}: {error}"));
     socket
-        .connect(&format!("tcp://127.0.0.1:{port}"))
-        .unwrap_or_else(|error| panic!("cannot connect a test socket to {port}: {error}"));
-    socket
+}
+
+/// A test-side PUSH socket connected to `port` (see [`connected`]): a
+/// computer or faker stand-in that sends what a test wants.
+pub fn pusher(port: &str) -> zmq::Socket {
+    connected(zmq::PUSH, port)
 }
 
 /// A socket whose sends and receives give up after `timeout`, and that
@@ -593,21 +768,18 @@ pub fn assert_gone(pids: &[u32]) {
 
 /// The peak resident memory of process `pid` so far (VmHWM), in bytes.
 pub fn peak_memory(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|error| panic!("cannot read the status of process {pid}: {error}"));
-    let kib = status
+    read_peak_memory(pid).unwrap_or_else(|| panic!("no VmHWM for process {pid}"))
+}
+
+/// Like [`peak_memory`], or None when there is no such process (an exited
+/// one has no VmHWM left).
+fn read_peak_memory(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let value = status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| {
-            value
-                .trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no VmHWM for process {pid}"));
-    kib * 1024
+        .find_map(|line| line.strip_prefix("VmHWM:"))?;
+    let kib: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The bytes waiting in the kernel's buffers, both ways, on the TCP
@@ -652,6 +824,65 @@ pub fn computer_args<'a>(ports: [&'a str; 3], unit: &'a str, extra: &[&'a str]) 
     ];
     args.extend_from_slice(extra);
     args
+}
+
+/// A listening program's flags (the saver's, the mailbin's): `port` on
+/// 127.0.0.1, then `extra`.
+pub fn listener_args<'a>(port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&["--port", port, "--bind", "127.0.0.1"], extra].concat()
+}
+
+/// A client's flags (reqrep_client's, sub_client's): its server's `port`
+/// on 127.0.0.1, then `extra`.
+pub fn client_args<'a>(port: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    [&[port, "--host", "127.0.0.1"], extra].concat()
+}
+
+/// `N` ports from [`free_port`], as flags take them.
+pub fn free_ports<const N: usize>() -> [String; N] {
+    std::array::from_fn(|_| free_port().to_string())
+}
+
+/// The number in `field` of each JSON object that a line of `lines`
+/// prints after `prefix` (`Computer requested a save: {...}`), in order;
+/// panics on a line with that prefix and no such number.
+pub fn numbers_after(lines: &[String], prefix: &str, field: &str) -> Vec<i64> {
+    let number = |json: &str| {
+        let object: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|error| panic!("not JSON ({error}): {json}"));
+        object[field]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no number {field:?} in {json}"))
+    };
+    lines
+        .iter()
+        .filter_map(|line| line.strip_prefix(prefix))
+        .map(number)
+        .collect()
+}
+
+/// Asserts that `program --help` names every one of `flags`, written one
+/// after the other with spaces between (`"[PORT] --bind --version"`).
+pub fn assert_help_lists(program: &str, flags: &str) {
+    let help = Program::start(program, &["--help"]).finish(WAIT);
+    let help = help.stdout.join("\n");
+    for flag in flags.split_whitespace() {
+        assert!(
+            help.contains(flag),
+            "{program} --help lacks {flag}:\n{help}"
+        );
+    }
+}
+
+/// Runs `program` with `args`, asserts clap's usage error (exit 2), and
+/// returns the first line it printed on stderr.
+pub fn usage_error(program: &str, args: &[&str]) -> String {
+    let finished = Program::start(program, args).finish(WAIT);
+    assert_eq!(finished.code(), Some(2), "{program} {args:?}: {finished:?}");
+    let first = finished.stderr.first();
+    first
+        .unwrap_or_else(|| panic!("{program} {args:?}: nothing on stderr"))
+        .clone()
 }
 
 /// True when every thread of process `pid` is asleep (state `S`, or

@@ -17,28 +17,13 @@
 //! what will make another program print, so a cause always comes first.
 
 use std::io::Write as _;
-use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
 use anstyle::{AnsiColor, Style};
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail, ensure};
 
-use crate::{Line, Program, Signal, Stream};
-
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-/// Makes Ctrl-C (and SIGTERM) end the current scenario instead of the
-/// process, so that the stage can stop every program it started.
-pub fn stop_on_ctrl_c() -> Result<()> {
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
-    Ok(())
-}
-
-/// True once Ctrl-C has been pressed.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
+use crate::{Line, Output, Program, Signal, Stream, interrupted};
 
 const PALETTE: [AnsiColor; 6] = [
     AnsiColor::Cyan,
@@ -109,11 +94,7 @@ impl Stage {
     }
 
     fn start_with(&mut self, name: &str, binary: &str, args: &[&str], quiet: bool) -> Result<()> {
-        let path = crate::examples_dir()
-            .map_err(|error| anyhow!(error))?
-            .join(binary);
-        let program = Program::spawn_stamped(name, Command::new(&path).args(args))
-            .map_err(|error| anyhow!("cannot start {}: {error}", path.display()))?;
+        let program = Program::launch(name, binary, args, Output::Stamped)?;
         let colour = PALETTE[self.actors.len() % PALETTE.len()];
         self.width = self.width.max(name.len());
         self.actors.push(Actor {
@@ -234,6 +215,20 @@ impl Stage {
             }
             self.tick()?;
         }
+    }
+
+    /// Waits until `name` exits, and fails unless it exited with status 0.
+    pub fn wait_success(&mut self, name: &str, timeout: Duration) -> Result<()> {
+        let status = self.wait_exit(name, timeout)?;
+        ensure!(status.success(), "{name} failed ({status})");
+        Ok(())
+    }
+
+    /// Stops `name` as its user would, with Ctrl-C, and waits until it
+    /// exits; returns its status.
+    pub fn interrupt(&mut self, name: &str, timeout: Duration) -> Result<ExitStatus> {
+        self.signal(name, Signal::SIGINT)?;
+        self.wait_exit(name, timeout)
     }
 
     /// Sends `signal` to `name` (Ctrl-C is `Signal::SIGINT`).

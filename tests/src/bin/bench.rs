@@ -17,9 +17,8 @@
 //! that does not finish within `--timeout` is an error (exit 1).
 
 use std::fmt::Write as _;
-use std::io::{Read as _, Write as _};
-use std::net::{Ipv4Addr, TcpStream};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::io::Write as _;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -28,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, anyhow};
 use clap::{Parser, ValueEnum};
 use examples_common::console::shown;
-use tests::{Signal, bounded_socket, free_port};
+use tests::{Output, Program, Signal, bounded_socket, free_port};
 use vsq::Computation;
 
 /// Measures the examples against raw zmq loops doing the same socket work.
@@ -94,17 +93,13 @@ const GOAL_RSS_KIB: u64 = 16 * 1024;
 /// Acknowledged results, against the same stream without acknowledgements.
 const GOAL_ACKED_RATIO: f64 = 1.5;
 
-/// How often a running example's peak RSS is read: the kernel keeps the
-/// high-water mark, so a sample misses only what the last moments add.
-const SAMPLE_EVERY: Duration = Duration::from_millis(5);
-
 fn main() -> ExitCode {
     let args = Args::parse();
     // Ctrl-C or SIGTERM ends the run, and the running examples with it.
-    let outcome = tests::stage::stop_on_ctrl_c().and_then(|()| bench(&args));
+    let outcome = tests::stop_on_ctrl_c().and_then(|()| bench(&args));
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) if tests::stage::interrupted() => {
+        Err(_) if tests::interrupted() => {
             eprintln!("bench: interrupted");
             ExitCode::from(130)
         }
@@ -164,9 +159,7 @@ struct Row {
     example: Vec<Duration>,
     raw: Vec<Duration>,
     /// The peak RSS of each binary, in KiB, the highest over all runs.
-    peaks: Vec<(&'static str, u64)>,
-    /// Why the example could not run, if it could not.
-    unavailable: Option<&'static str>,
+    peaks: Vec<(String, u64)>,
 }
 
 impl Row {
@@ -176,38 +169,26 @@ impl Row {
             example: Vec::new(),
             raw: Vec::new(),
             peaks: Vec::new(),
-            unavailable: None,
         }
     }
 
     fn measure(&mut self, args: &Args) -> Result<()> {
-        if self.unavailable.is_some() {
-            return Ok(());
-        }
         let (round_trips, messages) = (args.round_trips, args.messages);
         let example = match self.scenario {
             Scenario::Reqrep => example_reqrep(round_trips, args.timeout),
             Scenario::Results => example_results(messages, None, false, args.timeout),
             Scenario::Weather => example_weather(messages, args.timeout),
-            Scenario::Work => raw_results(messages, Work::Json, args.timeout)
-                .map(|took| Measured {
+            Scenario::Work => {
+                raw_results(messages, Work::Json, args.timeout).map(|took| Measured {
                     took,
                     peaks: Vec::new(),
                 })
-                .map_err(Failure::Error),
-            Scenario::Store => stored_results(messages, false, args.timeout)?,
-            Scenario::Acked => stored_results(messages, true, args.timeout)?,
-        };
-        let measured = match example {
-            Ok(measured) => measured,
-            Err(Failure::Rejected(why)) => {
-                self.unavailable = Some(why);
-                return Ok(());
             }
-            Err(Failure::Error(error)) => {
-                return Err(error.context(format!("{}: the example failed", self.scenario.title())));
-            }
+            Scenario::Store => stored_results(messages, false, args.timeout),
+            Scenario::Acked => stored_results(messages, true, args.timeout),
         };
+        let measured =
+            example.with_context(|| format!("{}: the example failed", self.scenario.title()))?;
         let raw = match self.scenario {
             Scenario::Reqrep => raw_reqrep(round_trips, args.timeout),
             Scenario::Results | Scenario::Store | Scenario::Work => {
@@ -215,11 +196,7 @@ impl Row {
             }
             Scenario::Weather => raw_weather(messages, args.timeout),
             // What the acknowledgements cost: the same stream without them.
-            Scenario::Acked => match stored_results(messages, false, args.timeout)? {
-                Ok(measured) => Ok(measured.took),
-                Err(Failure::Rejected(why)) => Err(anyhow!(why)),
-                Err(Failure::Error(error)) => Err(error),
-            },
+            Scenario::Acked => stored_results(messages, false, args.timeout).map(|run| run.took),
         };
         let raw = raw.with_context(|| format!("{}: the raw loop failed", self.scenario.title()))?;
         self.raw.push(raw);
@@ -240,9 +217,6 @@ impl Row {
 
     fn show(&self, args: &Args) -> String {
         let title = self.scenario.title();
-        if let Some(why) = self.unavailable {
-            return format!("| {title} | {why} | | | |");
-        }
         let per = |took: Duration| match self.scenario {
             Scenario::Reqrep => {
                 let micros = took.as_secs_f64() * 1e6 / args.round_trips as f64;
@@ -276,7 +250,7 @@ impl Row {
 
     fn missed_goal(&self) -> Option<String> {
         // The work alone is a yardstick, not an example.
-        if self.unavailable.is_some() || self.scenario == Scenario::Work {
+        if self.scenario == Scenario::Work {
             return None;
         }
         let goal = match self.scenario {
@@ -311,61 +285,36 @@ fn median(times: &[Duration]) -> Duration {
 /// One run of an example scenario.
 struct Measured {
     took: Duration,
-    peaks: Vec<(&'static str, u64)>,
+    peaks: Vec<(String, u64)>,
 }
 
-/// Why an example run gave no number.
-enum Failure {
-    /// The binary refused the command line (a flag it does not have yet).
-    Rejected(&'static str),
-    Error(anyhow::Error),
-}
-
-impl<E: Into<anyhow::Error>> From<E> for Failure {
-    fn from(error: E) -> Self {
-        Failure::Error(error.into())
-    }
-}
-
-fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured, Failure> {
+fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let (port, n) = (free_port().to_string(), round_trips.to_string());
     let server_args = [&port, "--bind", "127.0.0.1", "--delay", "0s", "--count", &n];
-    let mut server = Example::start("reqrep_server", &server_args)?;
-    server.wait_listening(&port, deadline)?;
+    let mut server = start("reqrep_server", &server_args)?;
+    server.wait_listening(port.parse()?, deadline)?;
 
     let started = Instant::now();
-    let client_args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--requests",
-        &n,
-        "--timeout",
-        "10s",
-    ];
-    let mut client = Example::start("reqrep_client", &client_args)?;
+    let client_args = tests::client_args(&port, &["--requests", &n, "--timeout", "10s"]);
+    let mut client = start("reqrep_client", &client_args)?;
     client.wait_success(&mut [&mut server], deadline)?;
     let took = started.elapsed();
     server.wait_success(&mut [], deadline)?;
     Ok(Measured {
         took,
-        peaks: vec![server.peak(), client.peak()],
+        peaks: peaks([&server, &client]),
     })
 }
 
 /// The results stream into a fresh database, in a folder of our own.
-fn stored_results(
-    messages: u64,
-    acks: bool,
-    timeout: Duration,
-) -> Result<Result<Measured, Failure>> {
+fn stored_results(messages: u64, acks: bool, timeout: Duration) -> Result<Measured> {
     let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
     std::fs::create_dir_all(&folder)
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let measured = example_results(messages, Some(&folder.join("results.db")), acks, timeout);
     let _ = std::fs::remove_dir_all(&folder);
-    Ok(measured)
+    measured
 }
 
 fn example_results(
@@ -373,12 +322,12 @@ fn example_results(
     store: Option<&std::path::Path>,
     acks: bool,
     timeout: Duration,
-) -> Result<Measured, Failure> {
+) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let n = messages.to_string();
     let [save, cmd, reply, ack] =
         [free_port(), free_port(), free_port(), free_port()].map(|port| port.to_string());
-    let mut saver_args = vec!["--port", &save, "--bind", "127.0.0.1"];
+    let mut saver_args = tests::listener_args(&save, &[]);
     let store = store.map(|path| path.display().to_string());
     if let Some(store) = &store {
         saver_args.extend(["--store", store]);
@@ -389,13 +338,8 @@ fn example_results(
         false => saver_args.extend(["--count", &n]),
         true => saver_args.extend(["--ack-port", &ack]),
     }
-    let mut saver = Example::start("saver", &saver_args)?;
-    match saver.wait_listening(&save, deadline) {
-        Err(_) if store.is_some() && saver.rejected_flag("--store") => {
-            return Err(Failure::Rejected("n/a (saver has no --store)"));
-        }
-        outcome => outcome?,
-    }
+    let mut saver = start("saver", &saver_args)?;
+    saver.wait_listening(save.parse()?, deadline)?;
 
     let started = Instant::now();
     let fast = ["--interval", "0s", "--results", &n, "--linger", "10s"];
@@ -403,7 +347,7 @@ fn example_results(
     if acks {
         computer_args.extend(["--ack-port", &ack]);
     }
-    let mut computer = Example::start("computer", &computer_args)?;
+    let mut computer = start("computer", &computer_args)?;
     let took = match acks {
         false => {
             saver.wait_success(&mut [&mut computer], deadline)?;
@@ -421,182 +365,45 @@ fn example_results(
     };
     Ok(Measured {
         took,
-        peaks: vec![computer.peak(), saver.peak()],
+        peaks: peaks([&computer, &saver]),
     })
 }
 
-fn example_weather(updates: u64, timeout: Duration) -> Result<Measured, Failure> {
+fn example_weather(updates: u64, timeout: Duration) -> Result<Measured> {
     let deadline = Instant::now() + timeout;
     let port = free_port().to_string();
     let publisher_args = [&port, "--bind", "127.0.0.1", "--interval", "0s"];
-    let mut publisher = Example::start("pub_server", &publisher_args)?;
-    publisher.wait_listening(&port, deadline)?;
+    let mut publisher = start("pub_server", &publisher_args)?;
+    publisher.wait_listening(port.parse()?, deadline)?;
 
     let started = Instant::now();
     let n = updates.to_string();
-    let subscriber_args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--updates",
-        &n,
-        "--timeout",
-        "10s",
-    ];
-    let mut subscriber = Example::start("sub_client", &subscriber_args)?;
+    let subscriber_args = tests::client_args(&port, &["--updates", &n, "--timeout", "10s"]);
+    let mut subscriber = start("sub_client", &subscriber_args)?;
     subscriber.wait_success(&mut [&mut publisher], deadline)?;
     let took = started.elapsed();
     // The publisher runs until told to stop, as the original did.
-    publisher.sample();
+    publisher.sample_memory();
     publisher.signal(Signal::SIGTERM);
     publisher.wait_success(&mut [], deadline)?;
     Ok(Measured {
         took,
-        peaks: vec![publisher.peak(), subscriber.peak()],
+        peaks: peaks([&publisher, &subscriber]),
     })
 }
 
-/// A running example binary: stdout to /dev/null, stderr kept for error
-/// messages, peak RSS sampled while it runs, killed if dropped running.
-struct Example {
-    name: &'static str,
-    child: Child,
-    stderr: Option<JoinHandle<String>>,
-    stderr_text: String,
-    peak_kib: u64,
-    sampled: Instant,
+/// Starts the example binary `name`; its stdout goes unread to /dev/null.
+fn start(name: &str, args: &[&str]) -> Result<Program> {
+    Program::launch(name, name, args, Output::StderrOnly)
 }
 
-impl Example {
-    fn start(name: &'static str, args: &[&str]) -> Result<Example> {
-        let path = tests::examples_dir()
-            .map_err(|error| anyhow!(error))?
-            .join(name);
-        let mut child = Command::new(&path)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {}", path.display()))?;
-        let mut pipe = child.stderr.take().context("stderr is piped")?;
-        let stderr = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            text
-        });
-        Ok(Example {
-            name,
-            child,
-            stderr: Some(stderr),
-            stderr_text: String::new(),
-            peak_kib: 0,
-            sampled: Instant::now(),
-        })
-    }
-
-    /// Waits until the program accepts TCP connections on `port`.
-    fn wait_listening(&mut self, port: &str, deadline: Instant) -> Result<()> {
-        let port: u16 = port.parse()?;
-        loop {
-            if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                return Err(self.failure(&format!("exited ({status}) before listening")));
-            }
-            if Instant::now() >= deadline {
-                return Err(self.failure(&format!("did not listen on port {port} in time")));
-            }
-            if tests::stage::interrupted() {
-                return Err(anyhow!("interrupted"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Waits for the program to exit with status 0, sampling the peak RSS
-    /// of `others` meanwhile.
-    fn wait_success(&mut self, others: &mut [&mut Example], deadline: Instant) -> Result<()> {
-        let status = loop {
-            if self.sampled.elapsed() >= SAMPLE_EVERY {
-                self.sample();
-                others.iter_mut().for_each(|other| other.sample());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                break status;
-            }
-            if Instant::now() >= deadline {
-                return Err(self.failure("did not finish in time (stuck?)"));
-            }
-            if tests::stage::interrupted() {
-                return Err(anyhow!("interrupted"));
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        };
-        match status.success() {
-            true => Ok(()),
-            false => Err(self.failure(&format!("failed ({status})"))),
-        }
-    }
-
-    /// Stops the program and says what went wrong, with what it wrote on stderr.
-    fn failure(&mut self, what: &str) -> anyhow::Error {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let stderr = self.stderr();
-        anyhow!("{} {what}{stderr}", self.name)
-    }
-
-    /// True if the program exited with clap's usage error about `flag`.
-    fn rejected_flag(&mut self, flag: &str) -> bool {
-        let usage_error =
-            matches!(self.child.try_wait(), Ok(Some(status)) if status.code() == Some(2));
-        usage_error && self.stderr().contains(flag)
-    }
-
-    /// Reads the kernel's high-water mark of the process's RSS.
-    fn sample(&mut self) {
-        self.sampled = Instant::now();
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()));
-        let high_water_mark = status.ok().and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse().ok()
-        });
-        if let Some(kib) = high_water_mark {
-            self.peak_kib = self.peak_kib.max(kib);
-        }
-    }
-
-    fn peak(&self) -> (&'static str, u64) {
-        (self.name, self.peak_kib)
-    }
-
-    fn signal(&self, signal: Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, signal);
-    }
-
-    /// What the program wrote on stderr, once it has exited, as a suffix
-    /// for error messages.
-    fn stderr(&mut self) -> String {
-        let exited = matches!(self.child.try_wait(), Ok(Some(_)));
-        if let Some(reader) = self.stderr.take_if(|_| exited) {
-            self.stderr_text = reader.join().unwrap_or_default();
-        }
-        match self.stderr_text.trim() {
-            "" => String::new(),
-            text => format!(":\n{text}"),
-        }
-    }
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        // Never leave a process behind, whatever went wrong.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The peak RSS sampled of each program, in KiB.
+fn peaks(programs: [&Program; 2]) -> Vec<(String, u64)> {
+    let peak = |program: &&Program| {
+        let kib = program.peak_memory_sampled() / 1024;
+        (program.name().to_owned(), kib)
+    };
+    programs.iter().map(peak).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -609,7 +416,7 @@ fn endpoint(port: u16) -> String {
     format!("tcp://127.0.0.1:{port}")
 }
 
-/// REQ/REP: "Hello" and "World from <port>", one round trip at a time.
+/// REQ/REP: `Hello` and `World from <port>`, one round trip at a time.
 fn raw_reqrep(round_trips: u64, timeout: Duration) -> Result<Duration> {
     let port = free_port();
     let server_context = zmq::Context::new();

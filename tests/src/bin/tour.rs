@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail, ensure};
 use clap::{Parser, ValueEnum};
-use tests::stage::{self, Stage};
+use tests::stage::Stage;
 use tests::{Signal, free_port};
 
 /// Runs the examples' scenarios, in one terminal, and checks each one.
@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         true => Scenario::value_variants().to_vec(),
         false => args.scenarios,
     };
-    if let Err(error) = stage::stop_on_ctrl_c() {
+    if let Err(error) = tests::stop_on_ctrl_c() {
         eprintln!("error: {error:#}");
         return ExitCode::FAILURE;
     }
@@ -67,7 +67,7 @@ fn main() -> ExitCode {
                 println!("=== {name}: FAILED, {error:#}");
             }
         }
-        if stage::interrupted() {
+        if tests::interrupted() {
             println!("tour: interrupted, every program stopped");
             return ExitCode::from(130);
         }
@@ -90,35 +90,17 @@ fn reqrep() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
     stage.say("reqrep_server starts: it answers each request after a pause");
-    stage.start(
-        "reqrep_server",
-        "reqrep_server",
-        &[&port, "--bind", "127.0.0.1", "--delay", "300ms"],
-    )?;
+    let server = [&*port, "--bind", "127.0.0.1", "--delay", "300ms"];
+    stage.start("reqrep_server", "reqrep_server", &server)?;
     stage.say("reqrep_client starts: it sends 3 requests, waiting for each reply");
-    stage.start(
-        "reqrep_client",
-        "reqrep_client",
-        &[&port, "--host", "127.0.0.1", "--requests", "3"],
-    )?;
-    ensure!(
-        stage.wait_exit("reqrep_client", STEP)?.success(),
-        "reqrep_client failed"
-    );
+    let client = tests::client_args(&port, &["--requests", "3"]);
+    stage.start("reqrep_client", "reqrep_client", &client)?;
+    stage.wait_success("reqrep_client", STEP)?;
     stage.say("reqrep_server is stopped (Ctrl-C)");
-    stage.signal("reqrep_server", Signal::SIGINT)?;
-    stage.wait_exit("reqrep_server", STEP)?;
+    stage.interrupt("reqrep_server", STEP)?;
 
-    let replies = stage
-        .stdout("reqrep_client")?
-        .iter()
-        .filter(|line| line.starts_with("Received reply"))
-        .count();
-    let requests = stage
-        .stdout("reqrep_server")?
-        .iter()
-        .filter(|line| line.starts_with("Received request"))
-        .count();
+    let replies = starting_with(stage.stdout("reqrep_client")?, "Received reply");
+    let requests = starting_with(stage.stdout("reqrep_server")?, "Received request");
     ensure!(
         replies == 3 && requests == 3,
         "3 requests and replies expected, saw {requests} and {replies}"
@@ -131,27 +113,16 @@ fn pubsub() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
     stage.say("pub_server starts: it publishes weather for three zipcodes");
-    stage.start(
-        "pub_server",
-        "pub_server",
-        &[&port, "--bind", "127.0.0.1", "--interval", "50ms"],
-    )?;
+    let publisher = [&*port, "--bind", "127.0.0.1", "--interval", "50ms"];
+    stage.start("pub_server", "pub_server", &publisher)?;
     stage.say("two sub_clients start: each receives the updates of one zipcode only");
     for zipcode in ["10001", "10002"] {
-        let args = [
-            &port,
-            "--host",
-            "127.0.0.1",
-            "--zipcode",
-            zipcode,
-            "--timeout",
-            "5s",
-        ];
+        let args = tests::client_args(&port, &["--zipcode", zipcode, "--timeout", "5s"]);
         stage.start(&format!("sub_client-{zipcode}"), "sub_client", &args)?;
     }
     for zipcode in ["10001", "10002"] {
         let name = format!("sub_client-{zipcode}");
-        ensure!(stage.wait_exit(&name, STEP)?.success(), "{name} failed");
+        stage.wait_success(&name, STEP)?;
         let lines = stage.stdout(&name)?;
         let temperatures: Vec<i64> = lines
             .iter()
@@ -172,23 +143,18 @@ fn pubsub() -> Result<String> {
         );
     }
     stage.say("pub_server is stopped (Ctrl-C)");
-    stage.signal("pub_server", Signal::SIGINT)?;
-    stage.wait_exit("pub_server", STEP)?;
+    stage.interrupt("pub_server", STEP)?;
     Ok("2 subscribers each averaged 5 updates of their own zipcode".to_owned())
 }
 
 /// The Voisietequi prototype, acted out as in the README.
 fn vsq() -> Result<String> {
     let mut stage = Stage::new();
-    let (cmd, reply, save) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
+    let [cmd, reply, save] = tests::free_ports();
     let computer = |unit: &'static str| {
         tests::computer_args([&cmd, &reply, &save], unit, &["--interval", "50ms"])
     };
-    let saver = ["--port", &save, "--bind", "127.0.0.1"];
+    let saver = tests::listener_args(&save, &[]);
 
     stage.say("the saver starts, then computer-1 and computer-2, whose results it collects");
     stage.start("saver", "saver", &saver)?;
@@ -210,18 +176,14 @@ fn vsq() -> Result<String> {
         "2",
     ];
     stage.start("command", "command", &command)?;
-    ensure!(
-        stage.wait_exit("command", STEP)?.success(),
-        "command did not configure both computers"
-    );
+    stage
+        .wait_success("command", STEP)
+        .context("command did not configure both computers")?;
 
     let both = results_during(&mut stage, "saver", Duration::from_secs(1))?;
     stage.say("computer-2 is stopped (Ctrl-C): the stream slows down");
-    stage.signal("computer-2", Signal::SIGINT)?;
-    ensure!(
-        stage.wait_exit("computer-2", STEP)?.success(),
-        "computer-2 did not stop cleanly"
-    );
+    let stopped = stage.interrupt("computer-2", STEP)?;
+    ensure!(stopped.success(), "computer-2 did not stop cleanly");
     let one = results_during(&mut stage, "saver", Duration::from_secs(1))?;
     ensure!(
         one * 4 < both * 3,
@@ -229,11 +191,8 @@ fn vsq() -> Result<String> {
     );
 
     stage.say("the saver is stopped (Ctrl-C); computer-1 keeps its results queued");
-    stage.signal("saver", Signal::SIGINT)?;
-    ensure!(
-        stage.wait_exit("saver", STEP)?.success(),
-        "the saver did not stop cleanly"
-    );
+    let stopped = stage.interrupt("saver", STEP)?;
+    ensure!(stopped.success(), "the saver did not stop cleanly");
     stage.watch(Duration::from_secs(1))?;
     stage.say("computer-1 is stopped (Ctrl-C): it waits for a saver to take its queued results");
     stage.signal("computer-1", Signal::SIGINT)?;
@@ -243,10 +202,9 @@ fn vsq() -> Result<String> {
 
     stage.say("a saver starts again, and receives what was queued");
     stage.start("saver", "saver", &saver)?;
-    ensure!(
-        stage.wait_exit("computer-1", STEP)?.success(),
-        "computer-1 did not deliver its queue"
-    );
+    stage
+        .wait_success("computer-1", STEP)
+        .context("computer-1 did not deliver its queue")?;
     let summary = stage
         .stderr("computer-1")?
         .last()
@@ -265,8 +223,7 @@ fn vsq() -> Result<String> {
         bail!("{queued} results were queued, but the new saver received {received}");
     }
     stage.say("the saver is stopped (Ctrl-C)");
-    stage.signal("saver", Signal::SIGINT)?;
-    stage.wait_exit("saver", STEP)?;
+    stage.interrupt("saver", STEP)?;
 
     let acked = nothing_lost(&mut stage, &save)?;
     Ok(format!(
@@ -281,12 +238,8 @@ const ACKED_RESULTS: u64 = 20_000;
 /// The README's "Nothing lost, for real": a saver killed in mid-stream
 /// and started again, with acknowledgements, keeps every result.
 fn nothing_lost(stage: &mut Stage, save: &str) -> Result<String> {
-    let (ack, cmd, reply) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
-    let saver = ["--port", save, "--bind", "127.0.0.1", "--ack-port", &ack];
+    let [ack, cmd, reply] = tests::free_ports();
+    let saver = tests::listener_args(save, &["--ack-port", &ack]);
     let results = ACKED_RESULTS.to_string();
     let fast = [
         "--ack-port",
@@ -310,13 +263,10 @@ fn nothing_lost(stage: &mut Stage, save: &str) -> Result<String> {
     let mut kept = counters(stage.stdout("saver")?);
     let before = kept.len();
     stage.start_quiet("saver", "saver", &saver)?;
-    ensure!(
-        stage.wait_exit("computer-3", STEP)?.success(),
-        "computer-3 did not have all its results acknowledged"
-    );
+    let acknowledged = stage.wait_success("computer-3", STEP);
+    acknowledged.context("computer-3 did not have all its results acknowledged")?;
     stage.say("every result is acknowledged: the saver is stopped (Ctrl-C)");
-    stage.signal("saver", Signal::SIGINT)?;
-    stage.wait_exit("saver", STEP)?;
+    stage.interrupt("saver", STEP)?;
     kept.extend(counters(stage.stdout("saver")?));
     let every = (0..ACKED_RESULTS as i64).collect::<std::collections::BTreeSet<_>>();
     ensure!(
@@ -343,39 +293,18 @@ fn mailbin() -> Result<String> {
     let mut stage = Stage::new();
     let port = free_port().to_string();
     stage.say("mailbin starts: it checks fake form posts, and stops after 6 valid ones");
-    stage.start(
-        "mailbin",
-        "mailbin",
-        &["--port", &port, "--bind", "127.0.0.1", "--count", "6"],
-    )?;
+    let mailbin = tests::listener_args(&port, &["--count", "6"]);
+    stage.start("mailbin", "mailbin", &mailbin)?;
     stage.say("two fakers start: each pushes 3 forms");
     for (faker, seed) in [("faker-1", "1"), ("faker-2", "2")] {
-        let args = [
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--interval",
-            "200ms",
-            "--count",
-            "3",
-            "--seed",
-            seed,
-        ];
+        let pace = ["--interval", "200ms", "--count", "3", "--seed", seed];
+        let args = [&["--host", "127.0.0.1", "--port", &port][..], &pace].concat();
         stage.start(faker, "faker", &args)?;
     }
-    ensure!(
-        stage.wait_exit("mailbin", STEP)?.success(),
-        "the mailbin failed"
-    );
-    for faker in ["faker-1", "faker-2"] {
-        ensure!(stage.wait_exit(faker, STEP)?.success(), "{faker} failed");
+    for program in ["mailbin", "faker-1", "faker-2"] {
+        stage.wait_success(program, STEP)?;
     }
-    let received = stage
-        .stdout("mailbin")?
-        .iter()
-        .filter(|line| line.starts_with("Mailbin received a form from "))
-        .count();
+    let received = starting_with(stage.stdout("mailbin")?, "Mailbin received a form from ");
     let summary = stage.stderr("mailbin")?.last().cloned().unwrap_or_default();
     ensure!(
         received == 6 && summary == "mailbin: 6 forms received, 0 rejected",
@@ -388,6 +317,11 @@ fn mailbin() -> Result<String> {
 fn number_after(line: &str, phrase: &str) -> Option<usize> {
     let (_, rest) = line.split_once(phrase)?;
     rest.split(' ').next()?.parse().ok()
+}
+
+/// How many of `lines` start with `prefix`.
+fn starting_with(lines: &[String], prefix: &str) -> usize {
+    lines.iter().filter(|line| line.starts_with(prefix)).count()
 }
 
 /// How many results `saver` prints during `duration`.

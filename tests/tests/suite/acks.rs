@@ -4,40 +4,60 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
 use std::time::Instant;
 
-use rusqlite::Connection;
 use tests::relay::Relay;
 use tests::{Program, Signal, Stream, WAIT, free_port};
 
+use crate::fixtures::Store;
+
 const RESULTS: u64 = 200_000;
 
+/// Where a saver that acknowledges listens, and the store it keeps: each
+/// saver started here takes up where the last one stopped.
 struct Server {
     save: String,
     ack: String,
+    store: Store,
 }
 
 impl Server {
     fn new() -> Server {
-        Server {
-            save: free_port().to_string(),
-            ack: free_port().to_string(),
-        }
+        let [save, ack] = tests::free_ports();
+        let store = Store::new("results.db");
+        Server { save, ack, store }
     }
 
-    fn saver(&self, store: &Path) -> Program {
-        let args = [
-            "--port",
-            &self.save,
-            "--ack-port",
-            &self.ack,
-            "--bind",
-            "127.0.0.1",
-            "--store",
-            store.to_str().unwrap(),
-        ];
-        Program::start("saver", &args)
+    fn saver(&self) -> Program {
+        let extra = [&["--ack-port", &self.ack], &self.store.flag()[..]].concat();
+        Program::start("saver", &tests::listener_args(&self.save, &extra))
+    }
+
+    /// A saver that listens already.
+    fn listening_saver(&self) -> Program {
+        let mut saver = self.saver();
+        saver.wait_for_stdout("Listening", WAIT);
+        saver
+    }
+
+    /// Stops `saver`, cleanly, and asserts that the store holds every
+    /// counter of unit 3 exactly once.
+    fn assert_every_result_kept_once(&self, saver: Program) {
+        saver.stop_cleanly(Signal::SIGTERM, "saver: ");
+        let (rows, distinct, low, high): (u64, u64, u64, u64) = self
+            .store
+            .open()
+            .query_row(
+                "SELECT count(*), count(DISTINCT counter), min(counter), max(counter)
+                 FROM results WHERE unit = 3",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            (rows, distinct, low, high),
+            (RESULTS, RESULTS, 0, RESULTS - 1)
+        );
     }
 }
 
@@ -72,57 +92,31 @@ fn wait_for_results(saver: &mut Program, count: usize) {
     }
 }
 
-/// Asserts that the store holds every counter of unit 3 exactly once.
-fn assert_every_result_once(store: &Path) {
-    let connection = Connection::open(store).unwrap();
-    let (rows, distinct, low, high): (u64, u64, u64, u64) = connection
-        .query_row(
-            "SELECT count(*), count(DISTINCT counter), min(counter), max(counter)
-             FROM results WHERE unit = 3",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-        )
-        .unwrap();
-    assert_eq!(
-        (rows, distinct, low, high),
-        (RESULTS, RESULTS, 0, RESULTS - 1)
-    );
-}
-
 #[test]
 fn a_saver_killed_twice_at_full_speed_loses_no_result() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
     let server = Server::new();
-    let mut saver = server.saver(&store);
-    saver.wait_for_stdout("Listening", WAIT);
+    let mut saver = server.listening_saver();
     let computer = computer(&server.save, &server.ack);
 
     for _ in 0..2 {
         wait_for_results(&mut saver, 20_000);
         saver.stop(Signal::SIGKILL, WAIT);
-        saver = server.saver(&store);
+        saver = server.saver();
     }
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
+    let computer = computer.finish_successfully();
     assert_eq!(
-        computer.stderr.last().unwrap(),
-        &format!(
+        computer.summary(),
+        format!(
             "computer: unit 3 computed {RESULTS} results, answered 0 commands, {RESULTS} acknowledged"
         )
     );
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: ");
-    assert_every_result_once(&store);
+    server.assert_every_result_kept_once(saver);
 }
 
 #[test]
 fn a_frozen_then_cut_link_loses_no_result() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
     let server = Server::new();
-    let mut saver = server.saver(&store);
-    saver.wait_for_stdout("Listening", WAIT);
+    let mut saver = server.listening_saver();
     let results = Relay::start(server.save.parse().unwrap());
     let acks = Relay::start(server.ack.parse().unwrap());
     let computer = computer(&results.port().to_string(), &acks.port().to_string());
@@ -136,30 +130,17 @@ fn a_frozen_then_cut_link_loses_no_result() {
         relay.cut();
         relay.thaw();
     }
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
-    assert!(
-        computer
-            .stderr
-            .iter()
-            .any(|line| line.starts_with("computer: lost the connection to the saver")),
-        "{computer:?}"
-    );
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: ");
-    assert_every_result_once(&store);
+    let computer = computer.finish_successfully();
+    let lost = |line: &String| line.starts_with("computer: lost the connection to the saver");
+    assert!(computer.stderr.iter().any(lost), "{computer:?}");
+    server.assert_every_result_kept_once(saver);
 }
 
 #[test]
 fn a_computer_with_acks_and_a_saver_without_stops_at_its_window() {
-    let (cmd, reply, save, ack) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
+    let [cmd, reply, save, ack] = tests::free_ports();
     // A saver as the original: it takes results and acknowledges none.
-    let mut saver = Program::start("saver", &["--port", &save, "--bind", "127.0.0.1"]);
+    let mut saver = Program::start("saver", &tests::listener_args(&save, &[]));
     let extra = [
         "--ack-port",
         &ack,

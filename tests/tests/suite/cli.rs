@@ -33,8 +33,7 @@ fn every_program_explains_itself_and_says_its_version() {
             help.stdout
         );
 
-        let version = Program::start(program, &["--version"]).finish(WAIT);
-        assert!(version.success());
+        let version = Program::start(program, &["--version"]).finish_successfully();
         assert_eq!(
             version.stdout,
             [format!("{program} {}", env!("CARGO_PKG_VERSION"))]
@@ -45,11 +44,10 @@ fn every_program_explains_itself_and_says_its_version() {
 #[test]
 fn an_unknown_flag_gets_a_usage_error() {
     for program in PROGRAMS {
-        let finished = Program::start(program, &["--no-such-flag"]).finish(WAIT);
-        assert_eq!(finished.code(), Some(2), "{program}");
+        let said = tests::usage_error(program, &["--no-such-flag"]);
         assert!(
-            finished.stderr[0].starts_with("error: unexpected argument '--no-such-flag'"),
-            "{program}"
+            said.starts_with("error: unexpected argument '--no-such-flag'"),
+            "{program}: {said}"
         );
     }
 }

@@ -6,13 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read as _;
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
 use tests::relay::Relay;
 use tests::{Program, Signal, Stream, WAIT, free_port};
+
+use crate::fixtures::{Store, valid_form};
 
 fn endpoint(port: &str) -> String {
     format!("tcp://127.0.0.1:{port}")
@@ -26,33 +26,12 @@ fn computer(save: &str, unit: &str, extra: &[&str]) -> Program {
 }
 
 fn saver(port: &str, extra: &[&str]) -> Program {
-    let args = [&["--port", port, "--bind", "127.0.0.1"], extra].concat();
-    Program::start("saver", &args)
+    Program::start("saver", &tests::listener_args(port, extra))
 }
 
 /// The counters of the results a saver printed, in order.
 fn printed_counters(lines: &[String]) -> Vec<i64> {
-    lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("Computer requested a save: "))
-        .map(|json| {
-            serde_json::from_str::<serde_json::Value>(json).unwrap()["counter"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect()
-}
-
-fn stored_counters(store: &Path) -> Vec<i64> {
-    let connection = Connection::open(store).unwrap();
-    let mut query = connection
-        .prepare("SELECT counter FROM results ORDER BY id")
-        .unwrap();
-    query
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    tests::numbers_after(lines, "Computer requested a save: ", "counter")
 }
 
 /// Waits until the bytes in the kernel's buffers to and from `port` no
@@ -197,20 +176,10 @@ fn wait_for_subscription(publisher: &zmq::Socket) -> Vec<u8> {
 #[test]
 fn subscriber_hears_again_after_an_oversized_update() {
     let port = free_port().to_string();
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
+    let publisher = tests::bound(zmq::XPUB, &port);
     publisher.set_xpub_verbose(true).unwrap();
-    publisher.bind(&endpoint(&port)).unwrap();
-    let args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--updates",
-        "2",
-        "--max-message-size",
-        "1000",
-    ];
-    let mut subscriber = Program::start("sub_client", &args);
+    let extra = ["--updates", "2", "--max-message-size", "1000"];
+    let mut subscriber = Program::start("sub_client", &tests::client_args(&port, &extra));
 
     assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
     publisher.send("10001 5", 0).unwrap();
@@ -224,8 +193,7 @@ fn subscriber_hears_again_after_an_oversized_update() {
     assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
     publisher.send("10001 7", 0).unwrap();
 
-    let subscriber = subscriber.finish(WAIT);
-    assert!(subscriber.success(), "{subscriber:?}");
+    let subscriber = subscriber.finish_successfully();
     assert_eq!(
         subscriber.stdout[1..],
         [
@@ -245,19 +213,11 @@ fn subscriber_hears_again_after_an_oversized_update() {
 
 #[test]
 fn computer_hears_commands_again_after_an_oversized_one() {
-    let (cmd, reply, save) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
+    let [cmd, reply, save] = tests::free_ports();
+    let publisher = tests::bound(zmq::XPUB, &cmd);
     publisher.set_xpub_verbose(true).unwrap();
-    publisher.bind(&endpoint(&cmd)).unwrap();
-    let replies = tests::socket(&context, zmq::PULL);
-    replies.bind(&endpoint(&reply)).unwrap();
-    let results = tests::socket(&context, zmq::PULL);
-    results.bind(&endpoint(&save)).unwrap();
+    let replies = tests::bound(zmq::PULL, &reply);
+    let _results = tests::bound(zmq::PULL, &save);
     let limit = ["--max-message-size", "1000"];
     let args = tests::computer_args([&cmd, &reply, &save], "21", &limit);
     let mut computer = Program::start("computer", &args);
@@ -275,26 +235,15 @@ fn computer_hears_commands_again_after_an_oversized_one() {
         serde_json::json!({"unit": 21, "status": "configured"})
     );
     computer.wait_for_stderr("computer: lost the connection to", WAIT);
-    let computer = computer.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&computer, "answered 1 command");
+    computer.stop_cleanly(Signal::SIGTERM, "answered 1 command");
 }
 
 #[test]
 fn client_asks_again_after_an_oversized_reply() {
     let port = free_port().to_string();
-    let context = zmq::Context::new();
-    let server = tests::socket(&context, zmq::REP);
-    server.bind(&endpoint(&port)).unwrap();
-    let args = [
-        &port,
-        "--host",
-        "127.0.0.1",
-        "--requests",
-        "2",
-        "--max-message-size",
-        "1000",
-    ];
-    let client = Program::start("reqrep_client", &args);
+    let server = tests::bound(zmq::REP, &port);
+    let extra = ["--requests", "2", "--max-message-size", "1000"];
+    let client = Program::start("reqrep_client", &tests::client_args(&port, &extra));
 
     assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
     server.send(vec![b'x'; 5000], 0).unwrap();
@@ -303,8 +252,7 @@ fn client_asks_again_after_an_oversized_reply() {
         assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
         server.send("World", 0).unwrap();
     }
-    let client = client.finish(WAIT);
-    assert!(client.success(), "{client:?}");
+    let client = client.finish_successfully();
     assert_eq!(
         client.stdout,
         [
@@ -327,21 +275,11 @@ fn client_asks_again_after_an_oversized_reply() {
 
 #[test]
 fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("forms.db");
+    let store = Store::new("forms.db");
     let port = free_port().to_string();
-    let args = [
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    let mut mailbin = Program::start("mailbin", &args);
+    let mut mailbin = Program::start("mailbin", &tests::listener_args(&port, &store.flag()));
     mailbin.wait_for_stdout("Mailbin listening", WAIT);
-    let context = zmq::Context::new();
-    let faker = tests::pusher(&context, &port);
+    let faker = tests::pusher(&port);
 
     // 400 frames of 60 kB, each under the 64 KiB limit: 24 MB in all.
     const FRAMES: usize = 400;
@@ -362,20 +300,13 @@ fn a_multipart_message_is_rejected_frame_by_frame_without_a_second_copy() {
     let bound = size as u64 * 13 / 10 + 16 * 1024 * 1024;
     assert!(peak < bound, "peak memory {peak} bytes, over {bound}");
 
-    // It goes on, and its store too (any real date makes a valid form).
-    let form = r#"{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org", "created_at": "20130315",
-        "ip": "192.0.2.7", "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}"#;
-    faker.send(form, 0).unwrap();
+    // It goes on, and its store too.
+    faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     mailbin.wait_for_stdout("Mailbin received a form from Ada Lovelace", WAIT);
-    let mailbin = mailbin.stop(Signal::SIGINT, WAIT);
-    tests::assert_stopped_cleanly(&mailbin, "mailbin: 1 form received, 1 rejected");
-    let connection = Connection::open(&store).unwrap();
-    let (payload, reason): (Vec<u8>, String) = connection
-        .query_row("SELECT payload, reason FROM rejected", [], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .unwrap();
-    assert_eq!(payload, frame, "the first frame, not the whole message");
+    mailbin.stop_cleanly(Signal::SIGINT, "mailbin: 1 form received, 1 rejected");
+    let rejected = store.rejected();
+    let (payload, reason) = &rejected[0];
+    assert_eq!(*payload, frame, "the first frame, not the whole message");
     assert!(
         reason.contains(&format!("{FRAMES} frames ({size} bytes)")),
         "{reason}"
@@ -387,8 +318,7 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
     let port = free_port().to_string();
     let mut saver = saver(&port, &[]);
     saver.wait_for_stdout("Listening", WAIT);
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     computer
         .send_multipart(
             [&br#"{"unit": 1, "counter": 0,"#[..], br#" "x": 1, "y": 2}"#],
@@ -399,8 +329,7 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
         .send(r#"{"unit": 1, "counter": 1, "x": 1, "y": 2}"#, 0)
         .unwrap();
     saver.wait_for_stdout(r#""counter": 1"#, WAIT);
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: 1 result received, 1 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 1 result received, 1 rejected");
     assert!(
         saver.stderr[0].starts_with(
             "rejected: result a message of 2 frames (41 bytes) where one frame was expected"
@@ -413,16 +342,15 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
 
 #[test]
 fn sigkill_of_the_saver_loses_no_printed_result() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let save = free_port().to_string();
-    let mut saver = saver(&save, &["--store", store.to_str().unwrap()]);
+    let mut saver = saver(&save, &store.flag());
     let _computer = computer(&save, "41", &["--interval", "1ms"]);
     saver.wait_for_stdout("\"counter\":300,", WAIT);
     let saver = saver.stop(Signal::SIGKILL, WAIT);
 
     let printed = printed_counters(&saver.stdout);
-    let stored = stored_counters(&store);
+    let stored = store.counters();
     assert!(
         stored.starts_with(&printed),
         "{} printed, {} stored: every printed result is stored",
@@ -439,14 +367,13 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
     // Nobody reads the saver's stdout for now: once the pipe is full it
     // stops in a `print`, and results pile up in its queue.
     let mut saver = Command::new(tests::binary("saver"))
-        .args(["--port", &port, "--bind", "127.0.0.1"])
+        .args(tests::listener_args(&port, &[]))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut stdout = saver.stdout.take().unwrap();
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     // Counters of four digits: every message has the same length.
     const SENT: usize = 3000;
     let message = |counter: usize| {
@@ -505,19 +432,17 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
 
 #[test]
 fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let port = free_port().to_string();
-    let mut saver = saver(&port, &["--store", store.to_str().unwrap()]);
+    let mut saver = saver(&port, &store.flag());
     saver.wait_for_stdout("Listening", WAIT);
 
     // Another program takes the write lock, for longer than SQLite's
     // usual five seconds of patience.
-    let other = Connection::open(&store).unwrap();
+    let other = store.open();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     let locked_at = Instant::now();
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let computer = tests::pusher(&port);
     for counter in 0..50 {
         let result = format!(r#"{{"unit": 6, "counter": {counter}, "x": 1, "y": 2}}"#);
         computer.send(result.as_bytes(), 0).unwrap();
@@ -528,8 +453,7 @@ fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
     other.execute_batch("COMMIT").unwrap();
 
     saver.wait_for_stdout("\"counter\": 49", WAIT);
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    tests::assert_stopped_cleanly(&saver, "saver: 50 results received, 0 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 50 results received, 0 rejected");
     assert!(
         saver
             .stderr
@@ -537,7 +461,7 @@ fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
             .any(|line| line.ends_with("is free again")),
         "{saver:?}"
     );
-    assert_eq!(stored_counters(&store), (0..50).collect::<Vec<_>>());
+    assert_eq!(store.counters(), (0..50).collect::<Vec<_>>());
 }
 
 // 7. A malformed request.
@@ -549,9 +473,7 @@ fn reqrep_server_survives_a_request_without_an_envelope() {
         "reqrep_server",
         &[&port, "--bind", "127.0.0.1", "--delay", "0s"],
     );
-    let context = zmq::Context::new();
-    let client = tests::socket(&context, zmq::REQ);
-    client.connect(&endpoint(&port)).unwrap();
+    let client = tests::connected(zmq::REQ, &port);
     client.send("Hello", 0).unwrap();
     assert_eq!(
         client.recv_bytes(0).unwrap(),
@@ -562,13 +484,11 @@ fn reqrep_server_survives_a_request_without_an_envelope() {
     // A DEALER sending a bare frame: the poll says "readable", then REP
     // discards it for want of the empty delimiter. Once the server has
     // read it, Ctrl-C must find it polling, not stuck in a `recv`.
-    let dealer = tests::socket(&context, zmq::DEALER);
-    dealer.connect(&endpoint(&port)).unwrap();
+    let dealer = tests::connected(zmq::DEALER, &port);
     dealer.send("no envelope", 0).unwrap();
     wait_until_stuck(&port, server.id());
 
-    let server = server.stop(Signal::SIGINT, WAIT);
-    tests::assert_stopped_cleanly(&server, "reqrep_server: 1 reply sent");
+    server.stop_cleanly(Signal::SIGINT, "reqrep_server: 1 reply sent");
 }
 
 // 8. Dead links are noticed.

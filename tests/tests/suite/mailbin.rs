@@ -9,9 +9,7 @@ use std::net::Ipv4Addr;
 
 use chrono::{Datelike as _, Days, Local, NaiveDate};
 use serde_json::{Map, Value, json};
-use tests::{
-    Finished, Program, Signal, WAIT, assert_port_taken, assert_stopped_cleanly, free_port,
-};
+use tests::{Finished, Program, Signal, WAIT, assert_port_taken, free_port};
 
 const FIELDS: [&str; 7] = [
     "first_name",
@@ -24,8 +22,7 @@ const FIELDS: [&str; 7] = [
 ];
 
 fn mailbin(port: &str, extra: &[&str]) -> Program {
-    let args = [&["--port", port, "--bind", "127.0.0.1"], extra].concat();
-    Program::start("mailbin", &args)
+    Program::start("mailbin", &tests::listener_args(port, extra))
 }
 
 fn faker(port: &str, extra: &[&str]) -> Program {
@@ -48,9 +45,7 @@ fn listening_mailbin(port: &str, extra: &[&str]) -> Program {
 /// and returns the forms received, with what the faker printed.
 fn forms_from_faker(seed: &str, count: usize) -> (Vec<Map<String, Value>>, Finished) {
     let port = free_port().to_string();
-    let context = zmq::Context::new();
-    let receiver = tests::socket(&context, zmq::PULL);
-    receiver.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let receiver = tests::bound(zmq::PULL, &port);
     let faker = faker(&port, &["--count", &count.to_string(), "--seed", seed]);
     let forms = (0..count)
         .map(|_| {
@@ -160,10 +155,8 @@ fn the_same_seed_gives_the_same_forms_and_another_seed_others() {
 fn mailbin_receives_every_form_of_the_real_faker() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "5"]);
-    let faker = faker(&port, &["--count", "5"]).finish(WAIT);
-    assert!(faker.success(), "{faker:?}");
-    let mailbin = mailbin.finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    let faker = faker(&port, &["--count", "5"]).finish_successfully();
+    let mailbin = mailbin.finish_successfully();
 
     let mut expected = vec![format!("Mailbin listening on tcp://127.0.0.1:{port}")];
     for form in printed_forms(&faker) {
@@ -182,8 +175,7 @@ fn mailbin_receives_every_form_of_the_real_faker() {
 fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
-    let context = zmq::Context::new();
-    let sender = tests::pusher(&context, &port);
+    let sender = tests::pusher(&port);
 
     const EMAIL: &str = r#"form field "email" is not an address local@domain"#;
     const DATE: &str = r#"form field "created_at" is not a date YYYYMMDD"#;
@@ -219,8 +211,7 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
         sender.send(message, 0).unwrap();
     }
 
-    let mailbin = mailbin.finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    let mailbin = mailbin.finish_successfully();
     let received = "Mailbin received a form from Ada Lovelace ada@example.org";
     assert_eq!(mailbin.stdout[1..], [received; 3]);
 
@@ -247,14 +238,12 @@ fn mailbin_accepts_a_form_of_any_real_calendar_date() {
     // form: the date only has to be a real day.
     let port = free_port().to_string();
     let mailbin = listening_mailbin(&port, &["--count", "3"]);
-    let context = zmq::Context::new();
-    let sender = tests::pusher(&context, &port);
+    let sender = tests::pusher(&port);
     for day in ["20130315", "20240229", "19991231"] {
         sender.send(form_with("created_at", json!(day)), 0).unwrap();
     }
 
-    let mailbin = mailbin.finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    let mailbin = mailbin.finish_successfully();
     assert_eq!(mailbin.stderr, ["mailbin: 3 forms received, 0 rejected"]);
 }
 
@@ -266,12 +255,10 @@ fn faker_keeps_its_forms_until_a_mailbin_starts() {
         &format!("faker: waiting for a mailbin at tcp://127.0.0.1:{port} to take 3 queued forms (Ctrl-C or SIGTERM drops them)"),
         WAIT,
     );
-    let mailbin = mailbin(&port, &["--count", "3"]).finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    let mailbin = mailbin(&port, &["--count", "3"]).finish_successfully();
     assert_eq!(mailbin.stdout.len(), 4, "{mailbin:?}");
     assert_eq!(mailbin.stderr, ["mailbin: 3 forms received, 0 rejected"]);
-    let faker = faker.finish(WAIT);
-    assert!(faker.success(), "{faker:?}");
+    faker.finish_successfully();
 }
 
 #[test]
@@ -308,49 +295,17 @@ fn bad_flags_get_a_usage_error() {
         ("mailbin", &["--port", "0"][..]),
         ("mailbin", &["--count", "0"][..]),
     ] {
-        let finished = Program::start(program, args).finish(WAIT);
-        assert_eq!(finished.code(), Some(2), "{program} {args:?}");
-        assert!(finished.stderr[0].starts_with("error: "), "{finished:?}");
+        let said = tests::usage_error(program, args);
+        assert!(said.starts_with("error: "), "{program} {args:?}: {said}");
     }
 }
 
 #[test]
 fn help_lists_every_flag() {
-    for (program, flags) in [
-        (
-            "faker",
-            &[
-                "--host",
-                "--port",
-                "--interval",
-                "--count",
-                "--seed",
-                "--linger",
-                "--version",
-            ][..],
-        ),
-        (
-            "mailbin",
-            &[
-                "--port",
-                "--bind",
-                "--count",
-                "--max-message-size",
-                "--version",
-            ][..],
-        ),
-    ] {
-        let help = Program::start(program, &["--help"])
-            .finish(WAIT)
-            .stdout
-            .join("\n");
-        for flag in flags {
-            assert!(
-                help.contains(flag),
-                "{program} --help lacks {flag}:\n{help}"
-            );
-        }
-    }
+    let faker = "--host --port --interval --count --seed --linger --version";
+    tests::assert_help_lists("faker", faker);
+    let mailbin = "--port --bind --count --max-message-size --version";
+    tests::assert_help_lists("mailbin", mailbin);
 }
 
 #[test]
@@ -358,15 +313,13 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         let port = free_port().to_string();
         let mut mailbin = listening_mailbin(&port, &[]);
-        let context = zmq::Context::new();
-        let sender = tests::pusher(&context, &port);
+        let sender = tests::pusher(&port);
         sender.send("not a form", 0).unwrap();
         sender
             .send(serde_json::to_vec(&form()).unwrap(), 0)
             .unwrap();
         mailbin.wait_for_stdout("Mailbin received a form from Ada", WAIT);
-        let finished = mailbin.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "mailbin: 1 form received, 1 rejected");
+        mailbin.stop_cleanly(signal, "mailbin: 1 form received, 1 rejected");
     }
 }
 
@@ -381,8 +334,7 @@ fn faker_stops_cleanly_on_sigint_and_sigterm() {
         );
         mailbin.wait_for_stdout("Mailbin received a form from", WAIT);
         faker.wait_for_stdout("service_uri", WAIT);
-        let finished = faker.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "made");
+        let finished = faker.stop_cleanly(signal, "made");
         assert!(
             !finished.stderr.iter().any(|line| line.contains("dropped")),
             "{finished:?}"

@@ -7,6 +7,7 @@ mod acks;
 mod bench;
 mod cli;
 mod faults;
+mod fixtures;
 mod mailbin;
 mod pubsub;
 mod reqrep;

@@ -4,11 +4,11 @@
 // A test fails by panicking: unwrap says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tests::{Program, Signal, WAIT, assert_port_taken, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, WAIT, assert_port_taken, free_port};
 
 fn subscriber(port: &str, extra: &[&str]) -> Program {
-    let args = [&[port, "--host", "127.0.0.1", "--timeout", "10s"], extra].concat();
-    Program::start("sub_client", &args)
+    let extra = [&["--timeout", "10s"], extra].concat();
+    Program::start("sub_client", &tests::client_args(port, &extra))
 }
 
 /// Reads "<zipcode> <temperature>".
@@ -29,8 +29,7 @@ fn publisher_prints_and_sends_updates_for_three_zipcodes() {
         "--count",
         "200",
     ];
-    let publisher = Program::start("pub_server", &args).finish(WAIT);
-    assert!(publisher.success());
+    let publisher = Program::start("pub_server", &args).finish_successfully();
     assert_eq!(publisher.stdout.len(), 200);
     for line in &publisher.stdout {
         let (zipcode, temperature) = parse(line);
@@ -45,8 +44,7 @@ fn subscriber_averages_five_updates_for_its_zipcode() {
     let port = free_port().to_string();
     let args = [&port, "--bind", "127.0.0.1", "--interval", "2ms"];
     let _publisher = Program::start("pub_server", &args);
-    let subscriber = subscriber(&port, &[]).finish(WAIT);
-    assert!(subscriber.success(), "{subscriber:?}");
+    let subscriber = subscriber(&port, &[]).finish_successfully();
 
     let lines = &subscriber.stdout;
     assert_eq!(lines.len(), 7, "{lines:?}");
@@ -78,29 +76,26 @@ fn subscriber_started_before_publisher_still_gets_its_updates() {
     subscriber.wait_for_stdout("Collecting updates", WAIT);
     let args = [&port, "--bind", "127.0.0.1", "--interval", "2ms"];
     let _publisher = Program::start("pub_server", &args);
-    let subscriber = subscriber.finish(WAIT);
-    assert!(subscriber.success(), "{subscriber:?}");
+    let subscriber = subscriber.finish_successfully();
     assert!(subscriber.stdout[6].starts_with("Average temperature value for '10001' was "));
 }
 
 /// A test-side publisher that knows when `sub_client` has subscribed: an
 /// XPUB socket receives each subscription, so nothing is sent too early.
-fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Context, zmq::Socket, Program) {
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
-    publisher.bind(&format!("tcp://127.0.0.1:{port}")).unwrap();
+fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Socket, Program) {
+    let publisher = tests::bound(zmq::XPUB, port);
     let subscriber = subscriber(port, extra);
     let subscription = publisher
         .recv_bytes(0)
         .expect("sub_client never subscribed");
     assert_eq!(subscription, b"\x0110001 ");
-    (context, publisher, subscriber)
+    (publisher, subscriber)
 }
 
 #[test]
 fn subscriber_skips_bad_and_foreign_updates_and_floors_a_negative_average() {
     let port = free_port().to_string();
-    let (_context, publisher, subscriber) = publisher_with_subscriber(&port, &[]);
+    let (publisher, subscriber) = publisher_with_subscriber(&port, &[]);
     let updates: [&[u8]; 11] = [
         b"10001 -3",
         b"100012 5",   // another zipcode that starts with 10001
@@ -117,8 +112,7 @@ fn subscriber_skips_bad_and_foreign_updates_and_floors_a_negative_average() {
     for update in updates {
         publisher.send(update, 0).unwrap();
     }
-    let subscriber = subscriber.finish(WAIT);
-    assert!(subscriber.success(), "{subscriber:?}");
+    let subscriber = subscriber.finish_successfully();
     assert_eq!(
         subscriber.stdout[1..],
         [
@@ -176,11 +170,10 @@ fn bad_flags_get_a_usage_error() {
         ("sub_client", &["--updates", "0"][..]),
         ("pub_server", &["--interval", "soon"][..]),
     ] {
-        let finished = Program::start(program, args).finish(WAIT);
-        assert_eq!(finished.code(), Some(2), "{program} {args:?}");
+        let said = tests::usage_error(program, args);
         assert!(
-            finished.stderr[0].starts_with("error: invalid value"),
-            "{finished:?}"
+            said.starts_with("error: invalid value"),
+            "{program} {args:?}: {said}"
         );
     }
 }
@@ -192,8 +185,7 @@ fn publisher_stops_cleanly_on_sigint_and_sigterm() {
         let args = [&port, "--bind", "127.0.0.1", "--interval", "10ms"];
         let mut publisher = Program::start("pub_server", &args);
         publisher.wait_for_stdout("1000", WAIT);
-        let finished = publisher.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "updates published");
+        publisher.stop_cleanly(signal, "updates published");
     }
 }
 
@@ -201,11 +193,10 @@ fn publisher_stops_cleanly_on_sigint_and_sigterm() {
 fn subscriber_stops_cleanly_on_sigint_and_sigterm() {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         let port = free_port().to_string();
-        let (_context, publisher, subscriber) = publisher_with_subscriber(&port, &[]);
+        let (publisher, subscriber) = publisher_with_subscriber(&port, &[]);
         publisher.send("10001 20", 0).unwrap();
         let mut subscriber = subscriber;
         subscriber.wait_for_stdout("10001 20", WAIT);
-        let finished = subscriber.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "sub_client: stopped after 1 update");
+        subscriber.stop_cleanly(signal, "sub_client: stopped after 1 update");
     }
 }

@@ -3,7 +3,7 @@
 // A test fails by panicking: unwrap says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use tests::{Program, Signal, WAIT, assert_port_taken, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, WAIT, assert_port_taken, free_port};
 
 fn server(port: &str, extra: &[&str]) -> Program {
     let args = [&[port, "--bind", "127.0.0.1", "--delay", "10ms"], extra].concat();
@@ -11,8 +11,7 @@ fn server(port: &str, extra: &[&str]) -> Program {
 }
 
 fn client(port: &str, extra: &[&str]) -> Program {
-    let args = [&[port, "--host", "127.0.0.1"], extra].concat();
-    Program::start("reqrep_client", &args)
+    Program::start("reqrep_client", &tests::client_args(port, extra))
 }
 
 fn expected_client_lines(port: &str, requests: u32) -> Vec<String> {
@@ -28,12 +27,10 @@ fn expected_client_lines(port: &str, requests: u32) -> Vec<String> {
 fn client_gets_ten_replies_from_server() {
     let port = free_port().to_string();
     let server = server(&port, &["--count", "10"]);
-    let client = client(&port, &[]).finish(WAIT);
-    assert!(client.success(), "{:?}", client);
+    let client = client(&port, &[]).finish_successfully();
     assert_eq!(client.stdout, expected_client_lines(&port, 10));
 
-    let server = server.finish(WAIT);
-    assert!(server.success());
+    let server = server.finish_successfully();
     assert_eq!(server.stdout, vec!["Received request: Hello"; 10]);
     assert_eq!(server.stderr, ["reqrep_server: 10 replies sent"]);
 }
@@ -44,8 +41,7 @@ fn client_started_before_server_still_gets_its_replies() {
     let mut client = client(&port, &["--requests", "3"]);
     client.wait_for_stdout("Sending request 1 ...", WAIT);
     let _server = server(&port, &[]);
-    let client = client.finish(WAIT);
-    assert!(client.success());
+    let client = client.finish_successfully();
     assert_eq!(client.stdout, expected_client_lines(&port, 3));
 }
 
@@ -66,9 +62,7 @@ fn client_with_timeout_and_no_server_fails_clearly() {
 fn server_answers_any_request_and_keeps_serving() {
     let port = free_port().to_string();
     let mut server = server(&port, &[]);
-    let context = zmq::Context::new();
-    let socket = tests::socket(&context, zmq::REQ);
-    socket.connect(&format!("tcp://127.0.0.1:{port}")).unwrap();
+    let socket = tests::connected(zmq::REQ, &port);
 
     // A newline and a byte that is not UTF-8: shown escaped, on one line.
     socket.send(&b"odd\n\xff"[..], 0).unwrap();
@@ -115,12 +109,8 @@ fn server_on_a_taken_port_says_so() {
 #[test]
 fn bad_port_argument_gets_a_usage_error() {
     for program in ["reqrep_server", "reqrep_client"] {
-        let finished = Program::start(program, &["70000"]).finish(WAIT);
-        assert_eq!(finished.code(), Some(2), "{program}");
-        assert!(
-            finished.stderr[0].contains("invalid value '70000'"),
-            "{finished:?}"
-        );
+        let said = tests::usage_error(program, &["70000"]);
+        assert!(said.contains("invalid value '70000'"), "{program}: {said}");
     }
 }
 
@@ -131,8 +121,7 @@ fn server_stops_cleanly_on_sigint_and_sigterm() {
         let mut server = server(&port, &[]);
         client(&port, &["--requests", "2"]).finish(WAIT);
         server.wait_for_stdout("Received request", WAIT);
-        let finished = server.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "reqrep_server: 2 replies sent");
+        server.stop_cleanly(signal, "reqrep_server: 2 replies sent");
     }
 }
 
@@ -142,40 +131,14 @@ fn waiting_client_stops_cleanly_on_sigint_and_sigterm() {
         let port = free_port().to_string();
         let mut client = client(&port, &[]);
         client.wait_for_stdout("Sending request 1 ...", WAIT);
-        let finished = client.stop(signal, WAIT);
-        assert_stopped_cleanly(&finished, "reqrep_client: stopped after 0 replies");
+        client.stop_cleanly(signal, "reqrep_client: stopped after 0 replies");
     }
 }
 
 #[test]
 fn help_lists_every_flag() {
-    let server = Program::start("reqrep_server", &["--help"]).finish(WAIT);
-    let help = server.stdout.join("\n");
-    for flag in [
-        "[PORT]",
-        "--bind",
-        "--delay",
-        "--count",
-        "--max-message-size",
-        "--version",
-    ] {
-        assert!(
-            help.contains(flag),
-            "reqrep_server --help lacks {flag}:\n{help}"
-        );
-    }
-    let client = Program::start("reqrep_client", &["--help"]).finish(WAIT);
-    let help = client.stdout.join("\n");
-    for flag in [
-        "[PORT]",
-        "--host",
-        "--requests",
-        "--timeout",
-        "--max-message-size",
-    ] {
-        assert!(
-            help.contains(flag),
-            "reqrep_client --help lacks {flag}:\n{help}"
-        );
-    }
+    let server = "[PORT] --bind --delay --count --max-message-size --version";
+    tests::assert_help_lists("reqrep_server", server);
+    let client = "[PORT] --host --requests --timeout --max-message-size";
+    tests::assert_help_lists("reqrep_client", client);
 }

@@ -8,43 +8,21 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Instant;
 
-use rusqlite::Connection;
-use tests::{Program, Signal, WAIT, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, WAIT, free_port};
 
-fn saver(port: &str, store: &Path, extra: &[&str]) -> Program {
-    let store = store.to_str().unwrap();
-    let args = [
-        &["--port", port, "--bind", "127.0.0.1", "--store", store],
-        extra,
-    ]
-    .concat();
-    Program::start("saver", &args)
+use crate::fixtures::{Store, valid_form};
+
+/// A saver on `port` that keeps what it receives in `store`.
+fn saver(port: &str, store: &Store, extra: &[&str]) -> Program {
+    let extra = [&store.flag(), extra].concat();
+    Program::start("saver", &tests::listener_args(port, &extra))
 }
 
-fn results(store: &Path) -> Vec<(i64, i64, f64, f64)> {
-    let connection = Connection::open(store).unwrap();
-    let mut query = connection
-        .prepare("SELECT unit, counter, x, y FROM results ORDER BY id")
-        .unwrap();
-    query
-        .query_map([], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
-fn rejected(store: &Path) -> Vec<(Vec<u8>, String)> {
-    let connection = Connection::open(store).unwrap();
-    let mut query = connection
-        .prepare("SELECT payload, reason FROM rejected ORDER BY id")
-        .unwrap();
-    query
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+/// Like [`saver`], once it listens.
+fn listening_saver(port: &str, store: &Store, extra: &[&str]) -> Program {
+    let mut saver = saver(port, store, extra);
+    saver.wait_for_stdout("Listening", WAIT);
+    saver
 }
 
 /// `received_at` is UTC in ISO 8601: 2026-11-26T23:48:44.123Z.
@@ -63,27 +41,12 @@ fn assert_iso_utc(stamps: Vec<String>) {
     }
 }
 
-fn stamps(store: &Path, table: &str) -> Vec<String> {
-    let connection = Connection::open(store).unwrap();
-    let mut query = connection
-        .prepare(&format!("SELECT received_at FROM {table}"))
-        .unwrap();
-    query
-        .query_map([], |row| row.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 #[test]
 fn saver_stores_what_it_accepts_and_what_it_rejects() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let port = free_port().to_string();
-    let mut saver = saver(&port, &store, &["--count", "3"]);
-    saver.wait_for_stdout("Listening", WAIT);
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let saver = listening_saver(&port, &store, &["--count", "3"]);
+    let computer = tests::pusher(&port);
     let messages: [&[u8]; 5] = [
         br#"{"unit": 7, "counter": 0, "x": 0.25, "y": -1.5}"#,
         b"\xff\x00 not json",
@@ -94,14 +57,13 @@ fn saver_stores_what_it_accepts_and_what_it_rejects() {
     for message in messages {
         computer.send(message, 0).unwrap();
     }
-    let saver = saver.finish(WAIT);
-    assert!(saver.success(), "{saver:?}");
+    saver.finish_successfully();
 
     assert_eq!(
-        results(&store),
+        store.results(),
         [(7, 0, 0.25, -1.5), (7, 1, 3.0, 0.004), (8, 0, -0.0, 1e10)]
     );
-    let rejected = rejected(&store);
+    let rejected = store.rejected();
     assert_eq!(rejected.len(), 2);
     assert_eq!(rejected[0].0, messages[1], "raw bytes, byte for byte");
     assert_eq!(rejected[0].1, "result not a JSON object");
@@ -111,19 +73,16 @@ fn saver_stores_what_it_accepts_and_what_it_rejects() {
         "{}",
         rejected[1].1
     );
-    assert_iso_utc(stamps(&store, "results"));
-    assert_iso_utc(stamps(&store, "rejected"));
+    assert_iso_utc(store.stamps("results"));
+    assert_iso_utc(store.stamps("rejected"));
 }
 
 #[test]
 fn rows_are_committed_while_the_saver_runs() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
+    let store = Store::new("results.db");
     let port = free_port().to_string();
-    let mut saver = saver(&port, &store, &[]);
-    saver.wait_for_stdout("Listening", WAIT);
-    let context = zmq::Context::new();
-    let computer = tests::pusher(&context, &port);
+    let mut saver = listening_saver(&port, &store, &[]);
+    let computer = tests::pusher(&port);
     computer
         .send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0)
         .unwrap();
@@ -132,7 +91,7 @@ fn rows_are_committed_while_the_saver_runs() {
     // Nothing else arrives and nobody stops the saver: the row must still
     // reach the database, for another reader to see.
     let deadline = Instant::now() + WAIT;
-    while results(&store).is_empty() {
+    while store.results().is_empty() {
         assert!(Instant::now() < deadline, "the row was never committed");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
@@ -141,28 +100,22 @@ fn rows_are_committed_while_the_saver_runs() {
 
 #[test]
 fn sigterm_in_a_fast_stream_loses_no_accepted_row() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
-    let (cmd, reply, save) = (
-        free_port().to_string(),
-        free_port().to_string(),
-        free_port().to_string(),
-    );
+    let store = Store::new("results.db");
+    let [cmd, reply, save] = tests::free_ports();
     let mut saver = saver(&save, &store, &[]);
     let fast = ["--interval", "0s", "--linger", "0s"];
     let computer_args = tests::computer_args([&cmd, &reply, &save], "5", &fast);
     let _computer = Program::start("computer", &computer_args);
     saver.wait_for_stdout("\"counter\":500,", WAIT);
 
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    let summary = saver.stderr.last().unwrap().clone();
-    assert_stopped_cleanly(&saver, "results received, 0 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "results received, 0 rejected");
+    let summary = saver.summary().to_owned();
     let accepted = saver.stdout.len() - 1;
     assert_eq!(
         summary,
         format!("saver: {accepted} results received, 0 rejected")
     );
-    let stored = results(&store);
+    let stored = store.results();
     assert_eq!(
         stored.len(),
         accepted,
@@ -174,19 +127,16 @@ fn sigterm_in_a_fast_stream_loses_no_accepted_row() {
 
 #[test]
 fn a_second_run_appends() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("results.db");
-    let context = zmq::Context::new();
+    let store = Store::new("results.db");
     for counter in 0..2 {
         let port = free_port().to_string();
-        let mut saver = saver(&port, &store, &["--count", "1"]);
-        saver.wait_for_stdout("Listening", WAIT);
+        let saver = listening_saver(&port, &store, &["--count", "1"]);
         let message = format!(r#"{{"unit": 2, "counter": {counter}, "x": 0, "y": 0}}"#);
-        let computer = tests::pusher(&context, &port);
+        let computer = tests::pusher(&port);
         computer.send(message.as_bytes(), 0).unwrap();
-        assert!(saver.finish(WAIT).success());
+        saver.finish_successfully();
     }
-    assert_eq!(results(&store), [(2, 0, 0.0, 0.0), (2, 1, 0.0, 0.0)]);
+    assert_eq!(store.results(), [(2, 0, 0.0, 0.0), (2, 1, 0.0, 0.0)]);
 }
 
 #[test]
@@ -215,14 +165,7 @@ fn a_store_that_cannot_be_opened_fails_before_binding() {
         (read_only, "unable to open database file"),
     ] {
         for program in ["saver", "mailbin"] {
-            let args = [
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--store",
-                store.to_str().unwrap(),
-            ];
+            let args = tests::listener_args(&port, &["--store", store.to_str().unwrap()]);
             let finished = Program::start(program, &args).finish(WAIT);
             assert_eq!(finished.code(), Some(1), "{program} {finished:?}");
             assert_eq!(finished.stderr.len(), 1, "{finished:?}");
@@ -236,32 +179,14 @@ fn a_store_that_cannot_be_opened_fails_before_binding() {
     }
 }
 
-fn valid_form(first_name: &str) -> String {
-    format!(
-        r#"{{"first_name": "{first_name}", "last_name": "Lovelace", "email": "ada@example.org", "created_at": "20130315",
-            "ip": "192.0.2.7", "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}}"#
-    )
-}
-
 #[test]
 fn mailbin_stores_valid_forms_and_rejected_messages() {
-    let directory = tempfile::tempdir().unwrap();
-    let store = directory.path().join("forms.db");
+    let store = Store::new("forms.db");
     let port = free_port().to_string();
-    let args = [
-        "--port",
-        &port,
-        "--bind",
-        "127.0.0.1",
-        "--count",
-        "2",
-        "--store",
-        store.to_str().unwrap(),
-    ];
-    let mut mailbin = Program::start("mailbin", &args);
+    let extra = [&["--count", "2"], &store.flag()[..]].concat();
+    let mut mailbin = Program::start("mailbin", &tests::listener_args(&port, &extra));
     mailbin.wait_for_stdout("Mailbin listening", WAIT);
-    let context = zmq::Context::new();
-    let faker = tests::pusher(&context, &port);
+    let faker = tests::pusher(&port);
     faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     faker
         .send(
@@ -272,27 +197,20 @@ fn mailbin_stores_valid_forms_and_rejected_messages() {
         )
         .unwrap();
     faker.send(valid_form("Grace").as_bytes(), 0).unwrap();
-    let mailbin = mailbin.finish(WAIT);
-    assert!(mailbin.success(), "{mailbin:?}");
+    mailbin.finish_successfully();
 
-    let connection = Connection::open(&store).unwrap();
-    let mut query = connection
-        .prepare("SELECT first_name, last_name, email, ip, user_agent, service_uri FROM forms ORDER BY id")
-        .unwrap();
-    let forms: Vec<[String; 6]> = query
-        .query_map([], |row| {
-            Ok([
-                row.get(0)?,
-                row.get(1)?,
-                row.get(2)?,
-                row.get(3)?,
-                row.get(4)?,
-                row.get(5)?,
-            ])
-        })
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    let sql =
+        "SELECT first_name, last_name, email, ip, user_agent, service_uri FROM forms ORDER BY id";
+    let forms: Vec<[String; 6]> = store.rows(sql, |row| {
+        Ok([
+            row.get(0)?,
+            row.get(1)?,
+            row.get(2)?,
+            row.get(3)?,
+            row.get(4)?,
+            row.get(5)?,
+        ])
+    });
     let expected = |name: &str| {
         [
             name,
@@ -305,12 +223,12 @@ fn mailbin_stores_valid_forms_and_rejected_messages() {
         .map(String::from)
     };
     assert_eq!(forms, [expected("Ada"), expected("Grace")]);
-    let rejected = rejected(&store);
+    let rejected = store.rejected();
     assert_eq!(rejected.len(), 1);
     assert!(rejected[0].0.starts_with(br#"{"first_name": "Bad""#));
     assert_eq!(
         rejected[0].1,
         r#"form field "email" is not an address local@domain"#
     );
-    assert_iso_utc(stamps(&store, "forms"));
+    assert_iso_utc(store.stamps("forms"));
 }

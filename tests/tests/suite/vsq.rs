@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use tests::{Program, Signal, Stream, WAIT, assert_port_taken, assert_stopped_cleanly, free_port};
+use tests::{Program, Signal, Stream, WAIT, assert_port_taken, free_port};
 
 /// The three ports of one scenario, free and on loopback.
 struct Ports {
@@ -47,12 +47,7 @@ impl Ports {
     }
 
     fn saver(&self, extra: &[&str]) -> Program {
-        let args = [&["--port", &self.save, "--bind", "127.0.0.1"], extra].concat();
-        Program::start("saver", &args)
-    }
-
-    fn endpoint(&self, port: &str) -> String {
-        format!("tcp://127.0.0.1:{port}")
+        Program::start("saver", &tests::listener_args(&self.save, extra))
     }
 }
 
@@ -81,15 +76,7 @@ fn counters_by_unit(saved: &[(i64, i64)]) -> BTreeMap<i64, Vec<i64>> {
 }
 
 fn responded_units(lines: &[String]) -> Vec<i64> {
-    let mut units: Vec<i64> = lines
-        .iter()
-        .filter_map(|line| line.strip_prefix("Computer responded: "))
-        .map(|json| {
-            serde_json::from_str::<serde_json::Value>(json).unwrap()["unit"]
-                .as_i64()
-                .unwrap()
-        })
-        .collect();
+    let mut units = tests::numbers_after(lines, "Computer responded: ", "unit");
     units.sort();
     units.dedup();
     units
@@ -107,8 +94,7 @@ fn command_configures_two_running_computers() {
     // As in the original: publish after a pause, then listen until quiet.
     let command = ports
         .command(&["--settle", "500ms", "--quiet-after", "2s"])
-        .finish(WAIT);
-    assert!(command.success(), "{command:?}");
+        .finish_successfully();
     assert_eq!(
         command.stdout[..2],
         [
@@ -135,8 +121,7 @@ fn command_with_expect_configures_computers_started_after_it() {
     let command = ports.command(&["--expect", "2"]);
     let _first = ports.computer("21", &[]);
     let _second = ports.computer("22", &[]);
-    let command = command.finish(WAIT);
-    assert!(command.success(), "{command:?}");
+    let command = command.finish_successfully();
     assert_eq!(responded_units(&command.stdout), [21, 22]);
     assert_eq!(command.stderr, ["command: 2 computers answered"]);
 }
@@ -146,8 +131,7 @@ fn command_with_no_computer_says_that_none_answered() {
     let ports = Ports::new();
     let command = ports
         .command(&["--settle", "0s", "--quiet-after", "100ms"])
-        .finish(WAIT);
-    assert!(command.success(), "{command:?}");
+        .finish_successfully();
     assert_eq!(command.stdout.last().unwrap(), "Poll queue empty");
     assert_eq!(command.stderr, ["command: no computer answered"]);
 }
@@ -161,8 +145,7 @@ fn computer_joining_after_the_command_was_published_is_still_configured() {
     // slow joiner, and only --expect's watch on subscriptions reaches it.
     command.wait_for_stdout("Listening to response", WAIT);
     let _late = ports.computer("32", &[]);
-    let command = command.finish(WAIT);
-    assert!(command.success(), "{command:?}");
+    let command = command.finish_successfully();
     assert_eq!(responded_units(&command.stdout), [31, 32]);
 }
 
@@ -189,15 +172,14 @@ fn results_of_two_computers_reach_the_saver_in_order() {
     let saver = ports.saver(&["--count", "10"]);
     let first = ports.computer("51", &["--interval", "5ms", "--results", "5"]);
     let second = ports.computer("52", &["--interval", "5ms", "--results", "5"]);
-    let saver = saver.finish(WAIT);
-    assert!(saver.success(), "{saver:?}");
+    let saver = saver.finish_successfully();
     assert_eq!(saver.stdout[0], "Listening to save requests from computers");
     let units = counters_by_unit(&saved(&saver.stdout));
     assert_eq!(units[&51], [0, 1, 2, 3, 4]);
     assert_eq!(units[&52], [0, 1, 2, 3, 4]);
     assert_eq!(saver.stderr, ["saver: 10 results received, 0 rejected"]);
     for computer in [first, second] {
-        assert!(computer.finish(WAIT).success());
+        computer.finish_successfully();
     }
 }
 
@@ -211,10 +193,9 @@ fn results_queued_while_no_saver_runs_arrive_when_it_starts() {
         saved(&saver.stdout),
         [(61, 0), (61, 1), (61, 2), (61, 3), (61, 4)]
     );
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
+    let computer = computer.finish_successfully();
     assert_eq!(
-        computer.stderr.last().unwrap(),
+        computer.summary(),
         "computer: unit 61 computed 5 results, answered 0 commands"
     );
 }
@@ -239,8 +220,7 @@ fn results_queued_before_ctrl_c_arrive_when_a_saver_starts() {
         }
     };
     let mut saver = ports.saver(&[]);
-    let computer = computer.finish(WAIT);
-    assert!(computer.success(), "{computer:?}");
+    computer.finish_successfully();
     // Everything the computer pushed reaches the saver, in order.
     if pushed > 0 {
         saver.wait_for_stdout(&format!("\"counter\":{}", pushed - 1), WAIT);
@@ -260,7 +240,7 @@ fn computer_without_saver_drops_its_results_when_linger_runs_out() {
     let computer = computer.finish(WAIT);
     assert_eq!(computer.code(), Some(1), "{computer:?}");
     assert_eq!(
-        computer.stderr.last().unwrap(),
+        computer.summary(),
         "computer: up to 3 results dropped (never sent)"
     );
 }
@@ -274,7 +254,7 @@ fn second_ctrl_c_drops_queued_results_at_once() {
     let computer = computer.stop(Signal::SIGINT, WAIT);
     assert_eq!(computer.code(), Some(1), "{computer:?}");
     assert_eq!(
-        computer.stderr.last().unwrap(),
+        computer.summary(),
         "computer: up to 4 results dropped (never sent)"
     );
     assert!(!computer.stderr.join("\n").contains("panicked"));
@@ -289,8 +269,7 @@ fn stopping_one_computer_leaves_the_saver_and_the_other_running() {
     saver.wait_for_stdout("\"unit\":71,\"counter\":2,", WAIT);
     saver.wait_for_stdout("\"unit\":72,\"counter\":2,", WAIT);
 
-    let first = first.stop(Signal::SIGINT, WAIT);
-    assert_stopped_cleanly(&first, "computer: unit 71 computed");
+    let first = first.stop_cleanly(Signal::SIGINT, "computer: unit 71 computed");
     let pushed: i64 = first.stderr[0]
         .split(" computed ")
         .nth(1)
@@ -315,13 +294,7 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
     let ports = Ports::new();
     let mut saver = ports.saver(&["--max-message-size", "1000"]);
     saver.wait_for_stdout("Listening", WAIT);
-    let context = zmq::Context::new();
-    let push = || {
-        let socket = tests::socket(&context, zmq::PUSH);
-        socket.connect(&ports.endpoint(&ports.save)).unwrap();
-        socket
-    };
-    let computer = push();
+    let computer = tests::pusher(&ports.save);
     computer
         .send(r#"{"unit": 1, "counter": 0, "x": 0.5, "y": 1}"#, 0)
         .unwrap();
@@ -336,7 +309,7 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
         computer.send(bad, 0).unwrap();
     }
     // Over the size limit: libzmq drops that connection, silently.
-    let greedy = push();
+    let greedy = tests::pusher(&ports.save);
     greedy.send(vec![b' '; 5000], 0).unwrap();
     computer
         .send(
@@ -346,8 +319,7 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
         .unwrap();
     saver.wait_for_stdout(r#""counter": 1"#, WAIT);
 
-    let saver = saver.stop(Signal::SIGTERM, WAIT);
-    assert_stopped_cleanly(&saver, "saver: 2 results received, 5 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 2 results received, 5 rejected");
     let rejections: Vec<&String> = saver
         .stderr
         .iter()
@@ -375,11 +347,8 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
 #[test]
 fn computer_rejects_commands_that_are_not_json_and_answers_the_next() {
     let ports = Ports::new();
-    let context = zmq::Context::new();
-    let publisher = tests::socket(&context, zmq::XPUB);
-    publisher.bind(&ports.endpoint(&ports.cmd)).unwrap();
-    let replies = tests::socket(&context, zmq::PULL);
-    replies.bind(&ports.endpoint(&ports.reply)).unwrap();
+    let publisher = tests::bound(zmq::XPUB, &ports.cmd);
+    let replies = tests::bound(zmq::PULL, &ports.reply);
 
     // A saver takes the computer's results, so that it can exit at once.
     let _saver = ports.saver(&[]);
@@ -398,8 +367,7 @@ fn computer_rejects_commands_that_are_not_json_and_answers_the_next() {
         "rejected: command not a JSON object: politiche2013 configure please",
         WAIT,
     );
-    let computer = computer.stop(Signal::SIGTERM, WAIT);
-    assert_stopped_cleanly(&computer, "answered 1 command");
+    computer.stop_cleanly(Signal::SIGTERM, "answered 1 command");
 }
 
 #[test]
@@ -407,9 +375,7 @@ fn command_rejects_replies_without_a_unit() {
     let ports = Ports::new();
     let mut command = ports.command(&["--expect", "1"]);
     command.wait_for_stdout("Listening to response", WAIT);
-    let context = zmq::Context::new();
-    let replies = tests::socket(&context, zmq::PUSH);
-    replies.connect(&ports.endpoint(&ports.reply)).unwrap();
+    let replies = tests::pusher(&ports.reply);
     replies.send(r#"{"status": "configured"}"#, 0).unwrap();
     // Two frames that would make a reply if joined: one message, rejected.
     replies
@@ -418,8 +384,7 @@ fn command_rejects_replies_without_a_unit() {
     replies
         .send(r#"{"unit": 7, "status": "configured"}"#, 0)
         .unwrap();
-    let command = command.finish(WAIT);
-    assert!(command.success(), "{command:?}");
+    let command = command.finish_successfully();
     assert_eq!(responded_units(&command.stdout), [7]);
     assert!(
         command.stderr[0].starts_with("rejected: reply bad JSON object (missing field `unit`"),
@@ -447,12 +412,9 @@ fn every_program_stops_cleanly_on_sigint_and_sigterm() {
         command.wait_for_stdout("Computer responded", WAIT);
         computer.wait_for_stdout("Sending reply to server", WAIT);
 
-        assert_stopped_cleanly(
-            &command.stop(signal, WAIT),
-            "command: stopped; 1 computer answered",
-        );
-        assert_stopped_cleanly(&computer.stop(signal, WAIT), "computer: unit 91 computed");
-        assert_stopped_cleanly(&saver.stop(signal, WAIT), "results received, 0 rejected");
+        command.stop_cleanly(signal, "command: stopped; 1 computer answered");
+        computer.stop_cleanly(signal, "computer: unit 91 computed");
+        saver.stop_cleanly(signal, "results received, 0 rejected");
     }
 }
 
