@@ -152,15 +152,15 @@ impl Outbox {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => return Ok(Delivery::Sent),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            // The thread stays blocked in libzmq; the program's exit ends it.
-            if wait.over() {
-                return Ok(Delivery::Dropped(held));
-            }
             // A peer connecting right now takes a moment: say nothing yet.
             if !said && wait.elapsed() >= Duration::from_millis(100) {
                 note!("{waiting} ({})", wait.ways_out("drops them"));
                 console::flush();
                 said = true;
+            }
+            // The thread stays blocked in libzmq; the program's exit ends it.
+            if wait.over() {
+                return Ok(Delivery::Dropped(held));
             }
         }
     }

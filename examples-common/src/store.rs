@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
 use rusqlite::{Connection, ErrorCode, ToSql};
@@ -79,12 +79,11 @@ impl Store {
                 .map(|()| connection)
         };
         let connection = open().map_err(|error| {
-            // SQLite's own message says it all ("file is not a database").
-            let reason = match error {
-                rusqlite::Error::SqliteFailure(_, Some(message)) => message,
-                other => other.to_string(),
-            };
-            anyhow::anyhow!("cannot open the store {}: {reason}", path.display())
+            anyhow::anyhow!(
+                "cannot open the store {}: {}",
+                path.display(),
+                reason(error)
+            )
         })?;
         note!(
             "{}: storing what it receives in {}",
@@ -149,8 +148,9 @@ impl Store {
         };
         if !database.connection.is_autocommit() {
             let path = database.path.display();
-            let commit = database.connection.execute_batch("COMMIT");
-            commit.with_context(|| format!("cannot write to the store {path}"))?;
+            if let Err(error) = database.connection.execute_batch("COMMIT") {
+                bail!("cannot write to the store {path}: {}", reason(error));
+            }
         }
         Ok(())
     }
@@ -201,12 +201,18 @@ impl Database {
                         waited = true;
                     }
                 }
-                Err(error) => {
-                    return Err(error).context(format!("cannot write to the store {path}"));
-                }
+                Err(error) => bail!("cannot write to the store {path}: {}", reason(error)),
             }
         }
         Ok(())
+    }
+}
+
+/// SQLite's own message, which says it all ("file is not a database").
+fn reason(error: rusqlite::Error) -> String {
+    match error {
+        rusqlite::Error::SqliteFailure(_, Some(message)) => message,
+        other => other.to_string(),
     }
 }
 

@@ -213,7 +213,34 @@ impl Program {
         self.wait_for(Stream::Stderr, needle, timeout)
     }
 
+    /// Like [`Program::wait_for_stderr`], but `None` if the program exits
+    /// without printing it.
+    pub fn wait_for_stderr_or_exit(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        let line = self.seek(Stream::Stderr, needle, timeout);
+        if line.is_none() && self.open_streams > 0 {
+            self.missed(Stream::Stderr, needle, timeout);
+        }
+        line
+    }
+
     fn wait_for(&mut self, stream: Stream, needle: &str, timeout: Duration) -> String {
+        match self.seek(stream, needle, timeout) {
+            Some(line) => line,
+            None => self.missed(stream, needle, timeout),
+        }
+    }
+
+    fn missed(&self, stream: Stream, needle: &str, timeout: Duration) -> ! {
+        panic!(
+            "{} did not print {needle:?} on {stream:?} within {timeout:?}\n{}",
+            self.name,
+            self.transcript()
+        );
+    }
+
+    /// The first line on `stream` that contains `needle`, printed before or
+    /// within `timeout`; `None` once the program has closed its output.
+    fn seek(&mut self, stream: Stream, needle: &str, timeout: Duration) -> Option<String> {
         let mut seen = self.lines_of(stream).len();
         // Lines read earlier count too, so a line is never missed.
         let found = |lines: &[String], from: usize| {
@@ -223,20 +250,16 @@ impl Program {
                 .cloned()
         };
         if let Some(line) = found(self.lines_of(stream), 0) {
-            return line;
+            return Some(line);
         }
         let deadline = Instant::now() + timeout;
         while self.read_line(deadline) {
             if let Some(line) = found(self.lines_of(stream), seen) {
-                return line;
+                return Some(line);
             }
             seen = self.lines_of(stream).len();
         }
-        panic!(
-            "{} did not print {needle:?} on {stream:?} within {timeout:?}\n{}",
-            self.name,
-            self.transcript()
-        );
+        None
     }
 
     /// Lines printed so far on `stream`, without waiting.
