@@ -432,19 +432,23 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
 
 // 6. A busy database.
 
-#[test]
-fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
-    let store = Store::new("results.db");
+/// A saver storing into `store`, whose write lock another program (the
+/// connection returned) holds, and a computer's socket to send it results.
+fn saver_behind_a_lock(store: &Store) -> (Program, rusqlite::Connection, zmq::Socket) {
     let port = free_port().to_string();
     let mut saver = saver(&port, &store.flag());
     saver.wait_for_stdout("Listening", WAIT);
-
-    // Another program takes the write lock, for longer than SQLite's
-    // usual five seconds of patience.
     let other = store.open();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    (saver, other, tests::pusher(&port))
+}
+
+#[test]
+fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
+    let store = Store::new("results.db");
+    // Locked for longer than SQLite's usual five seconds of patience.
+    let (mut saver, other, computer) = saver_behind_a_lock(&store);
     let locked_at = Instant::now();
-    let computer = tests::pusher(&port);
     for counter in 0..50 {
         let result = format!(r#"{{"unit": 6, "counter": {counter}, "x": 1, "y": 2}}"#);
         computer.send(result.as_bytes(), 0).unwrap();
@@ -469,12 +473,7 @@ fn a_locked_store_makes_the_saver_wait_and_then_store_everything() {
 #[test]
 fn a_second_signal_gives_up_on_a_locked_store() {
     let store = Store::new("results.db");
-    let port = free_port().to_string();
-    let mut saver = saver(&port, &store.flag());
-    saver.wait_for_stdout("Listening", WAIT);
-    let other = store.open();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
-    let computer = tests::pusher(&port);
+    let (mut saver, other, computer) = saver_behind_a_lock(&store);
     let result = r#"{"unit": 7, "counter": 0, "x": 1, "y": 2}"#;
     computer.send(result.as_bytes(), 0).unwrap();
     saver.wait_for_stderr("is locked by another program; waiting for it", WAIT);
