@@ -23,6 +23,7 @@ fn bench_prints_a_table_with_a_row_for_every_scenario() {
         "results stream",
         "weather stream",
         "results stream, saver --store",
+        "results stream, --store and --ack-port (raw: --store alone)",
         "results stream, the JSON work alone",
     ] {
         let row = format!("| {scenario} | ");
@@ -31,6 +32,8 @@ fn bench_prints_a_table_with_a_row_for_every_scenario() {
         // Every column filled in.
         assert_eq!(line.split(" | ").count(), 5, "{line}");
     }
+    let last = bench.stdout.last().unwrap();
+    assert!(last == "goals met" || last.starts_with("goals missed: "), "{last}");
 }
 
 #[test]
