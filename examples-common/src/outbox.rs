@@ -46,6 +46,9 @@ pub struct Outbox {
     shortest: u64,
     /// The monitor is read at most this often in a stream of sends.
     events_read: Instant,
+    /// Whether a lost connection was made again since
+    /// [`Outbox::reconnected`] last said so.
+    again: bool,
 }
 
 impl Outbox {
@@ -66,7 +69,7 @@ impl Outbox {
         link.peer = format!("the {} at {endpoint}", names[0]);
         link.queued = Some(names[1]);
         let (queued, sent, shortest) = (0, 0, u64::MAX);
-        let events_read = Instant::now();
+        let (events_read, again) = (Instant::now(), false);
         Ok(Outbox {
             socket,
             link,
@@ -75,6 +78,7 @@ impl Outbox {
             sent,
             shortest,
             events_read,
+            again,
         })
     }
 
@@ -82,14 +86,14 @@ impl Outbox {
     /// waits for room: false if Ctrl-C or SIGTERM came first.
     pub fn send(&mut self, message: &[u8]) -> Result<bool> {
         if !self.link.is_connected() || self.events_read.elapsed() >= Duration::from_millis(1) {
-            self.reconnected()?;
+            self.read_link()?;
         }
         loop {
             match self.socket.send(message, 0) {
                 Ok(()) => break,
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) if !stop::requested() => {
                     console::flush();
-                    self.reconnected()?;
+                    self.read_link()?;
                 }
                 Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(false),
                 Err(error) => return Err(error).context("cannot send a message"),
@@ -105,15 +109,22 @@ impl Outbox {
         Ok(true)
     }
 
-    /// Reads the link's news: true once a lost connection is made again
-    /// (what was on the old one may be lost).
+    /// True once after a lost connection was made again: what was on the
+    /// old one may be lost.
     pub fn reconnected(&mut self) -> Result<bool> {
-        let again = self.link.check(&self.socket)?;
+        self.read_link()?;
+        Ok(std::mem::take(&mut self.again))
+    }
+
+    /// Reads the link's news: whether a peer is connected, which takes
+    /// every queued message, and whether it came back.
+    fn read_link(&mut self) -> Result<()> {
+        self.again |= self.link.check(&self.socket)?;
         if self.link.is_connected() {
             self.queued = 0;
         }
         self.events_read = Instant::now();
-        Ok(again)
+        Ok(())
     }
 
     /// Waits until what was sent has left the program, for `linger` at
@@ -121,7 +132,7 @@ impl Outbox {
     /// the wait. Takes the program's context, to end it: the wait is the
     /// context's end, on a thread of its own, so that nothing makes it deaf.
     pub fn finish(mut self, context: zmq::Context, linger: Option<Duration>) -> Result<Delivery> {
-        self.reconnected()?;
+        self.read_link()?;
         let ([peer, what], endpoint) = (self.names, &self.link.endpoint);
         let waiting = match self.link.is_connected() {
             true => format!("the {peer} at {endpoint} to take the last {what}"),

@@ -40,9 +40,9 @@ impl Server {
         saver
     }
 
-    /// Stops `saver`, cleanly, and asserts that the store holds every
-    /// counter of unit 3 exactly once.
-    fn assert_every_result_kept_once(&self, saver: Program) {
+    /// Stops `saver`, cleanly, and asserts that the store holds each of the
+    /// `results` counters of unit 3 exactly once.
+    fn assert_every_result_kept_once(&self, saver: Program, results: u64) {
         saver.stop_cleanly(Signal::SIGTERM, "saver: ");
         let (rows, distinct, low, high): (u64, u64, u64, u64) = self
             .store
@@ -56,7 +56,7 @@ impl Server {
             .unwrap();
         assert_eq!(
             (rows, distinct, low, high),
-            (RESULTS, RESULTS, 0, RESULTS - 1)
+            (results, results, 0, results - 1)
         );
     }
 }
@@ -64,11 +64,27 @@ impl Server {
 /// A computer at full speed, sending `RESULTS` results to the save and
 /// acknowledgement ports given.
 fn computer(save: &str, ack: &str) -> Program {
+    computer_with(save, ack, RESULTS, &["--interval", "0s"])
+}
+
+/// A computer sending `results` results, with `more` flags.
+fn computer_with(save: &str, ack: &str, results: u64, more: &[&str]) -> Program {
     let (cmd, reply) = (free_port().to_string(), free_port().to_string());
-    let results = RESULTS.to_string();
-    let extra = ["--ack-port", ack, "--interval", "0s", "--results", &results];
-    let args = tests::computer_args([&cmd, &reply, save], "3", &extra);
+    let results = results.to_string();
+    let extra = ["--ack-port", ack, "--results", &results];
+    let args = tests::computer_args([&cmd, &reply, save], "3", &[&extra[..], more].concat());
     Program::start("computer", &args)
+}
+
+/// Asserts that `computer` exits 0 with all its `results` acknowledged.
+fn assert_all_acknowledged(computer: Program, results: u64) {
+    let computer = computer.finish_successfully();
+    assert_eq!(
+        computer.summary(),
+        format!(
+            "computer: unit 3 computed {results} results, answered 0 commands, {results} acknowledged"
+        )
+    );
 }
 
 /// Waits until the saver has printed at least `count` results.
@@ -103,14 +119,26 @@ fn a_saver_killed_twice_at_full_speed_loses_no_result() {
         saver.stop(Signal::SIGKILL, WAIT);
         saver = server.saver();
     }
-    let computer = computer.finish_successfully();
-    assert_eq!(
-        computer.summary(),
-        format!(
-            "computer: unit 3 computed {RESULTS} results, answered 0 commands, {RESULTS} acknowledged"
-        )
-    );
-    server.assert_every_result_kept_once(saver);
+    assert_all_acknowledged(computer, RESULTS);
+    server.assert_every_result_kept_once(saver, RESULTS);
+}
+
+#[test]
+fn a_restarted_saver_is_sent_again_what_the_killed_one_lost() {
+    let server = Server::new();
+    let mut saver = server.listening_saver();
+    // Only the reconnection sends results again here: none waits long
+    // enough for its acknowledgement to be sent again, nor at the window.
+    // A result a millisecond: the computer is sending, not waiting, when
+    // the new saver comes.
+    let more = ["--ack-timeout", "1h", "--interval", "1ms"];
+    let computer = computer_with(&server.save, &server.ack, 3000, &more);
+
+    wait_for_results(&mut saver, 500);
+    saver.stop(Signal::SIGKILL, WAIT);
+    let saver = server.saver();
+    assert_all_acknowledged(computer, 3000);
+    server.assert_every_result_kept_once(saver, 3000);
 }
 
 #[test]
@@ -133,7 +161,7 @@ fn a_frozen_then_cut_link_loses_no_result() {
     let computer = computer.finish_successfully();
     let lost = |line: &String| line.starts_with("computer: lost the connection to the saver");
     assert!(computer.stderr.iter().any(lost), "{computer:?}");
-    server.assert_every_result_kept_once(saver);
+    server.assert_every_result_kept_once(saver, RESULTS);
 }
 
 #[test]

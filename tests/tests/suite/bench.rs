@@ -33,7 +33,10 @@ fn bench_prints_a_table_with_a_row_for_every_scenario() {
         assert_eq!(line.split(" | ").count(), 5, "{line}");
     }
     let last = bench.stdout.last().unwrap();
-    assert!(last == "goals met" || last.starts_with("goals missed: "), "{last}");
+    assert!(
+        last == "goals met" || last.starts_with("goals missed: "),
+        "{last}"
+    );
 }
 
 #[test]
