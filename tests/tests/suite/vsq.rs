@@ -150,6 +150,18 @@ fn computer_joining_after_the_command_was_published_is_still_configured() {
 }
 
 #[test]
+fn without_expect_a_computer_joining_after_the_command_is_not_configured() {
+    // The original's slow joiner: without --expect the command goes out once.
+    let ports = Ports::new();
+    let mut command = ports.command(&["--quiet-after", "1s"]);
+    command.wait_for_stdout("Listening to response", WAIT);
+    let _late = ports.computer("33", &[]);
+    let command = command.finish_successfully();
+    assert_eq!(responded_units(&command.stdout), Vec::<i64>::new());
+    assert_eq!(command.stdout.last().unwrap(), "Poll queue empty");
+}
+
+#[test]
 fn command_with_expect_and_too_few_computers_gives_up() {
     let ports = Ports::new();
     let _only = ports.computer("41", &[]);

@@ -1,5 +1,6 @@
-//! Voisietequi command: emulates the server. Binds a PUB socket on
-//! tcp://*:5556 to send commands to every computer, and a PULL socket on
+//! Voisietequi command: emulates the server. Binds a PUB socket (an XPUB,
+//! which also says who subscribes) on tcp://*:5556 to send commands to
+//! every computer, and a PULL socket on
 //! tcp://*:5557 to collect their replies; publishes one "configure"
 //! command and prints the replies, read through a poller, until all is quiet.
 //!
@@ -168,7 +169,9 @@ fn cmd_reply_handler(
 ) -> Result<ExitCode> {
     let mut poller = Poller::new();
     let results_index = poller.register(results_receiver);
-    let subscriptions_index = poller.register(publisher);
+    // With --expect, a computer that subscribes late is sent the command
+    // again; without, the command goes out once, as in the original.
+    let subscriptions_index = args.expect.map(|_| poller.register(publisher));
     let deadline = Instant::now() + args.timeout;
 
     loop {
@@ -212,8 +215,10 @@ fn cmd_reply_handler(
                 return Ok(ExitCode::SUCCESS);
             }
         }
-        if poller.is_readable(subscriptions_index) && drain_subscriptions(publisher)? {
-            // A computer joined after the command went out: send it again.
+        let joined = subscriptions_index.is_some_and(|index| poller.is_readable(index));
+        if joined && drain_subscriptions(publisher)? {
+            // A computer joined after the command went out: send it again
+            // (to every computer: they answer again, and count once).
             publisher.send(command.as_bytes(), 0)?;
         }
     }
@@ -227,7 +232,7 @@ fn drain_subscriptions(publisher: &zmq::Socket) -> Result<bool> {
         match publisher.recv_bytes(zmq::DONTWAIT) {
             // A subscription is the byte 1 followed by the topic.
             Ok(message) => subscribed |= message.first() == Some(&1),
-            Err(zmq::Error::EAGAIN) => return Ok(subscribed),
+            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(subscribed),
             Err(error) => return Err(error.into()),
         }
     }
