@@ -43,6 +43,11 @@ pub struct Kept {
 
 impl Kept {
     pub fn add(&mut self, unit: i64, counter: i64) {
+        // A computer counts from 0: a counter below, or one the ranges
+        // cannot go past, is kept but never acknowledged.
+        if !(0..i64::MAX).contains(&counter) {
+            return;
+        }
         self.fresh.entry(unit).or_default().push(counter);
         hold(self.held.entry(unit).or_default(), counter);
     }

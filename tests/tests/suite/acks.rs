@@ -142,6 +142,24 @@ fn a_restarted_saver_is_sent_again_what_the_killed_one_lost() {
 }
 
 #[test]
+fn a_saver_that_acknowledges_keeps_counters_it_cannot_acknowledge() {
+    let server = Server::new();
+    let saver = server.listening_saver();
+    let computer = tests::pusher(&server.save);
+    for counter in [i64::MAX, i64::MAX, -1, 0] {
+        let result = format!(r#"{{"unit": 3, "counter": {counter}, "x": 1, "y": 2}}"#);
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    let mut saver = saver;
+    saver.wait_for_stdout(r#""counter": 0,"#, WAIT);
+    saver.stop_cleanly(
+        Signal::SIGTERM,
+        "saver: 3 results received, 1 duplicate, 0 rejected",
+    );
+    assert_eq!(server.store.counters(), [i64::MAX, -1, 0]);
+}
+
+#[test]
 fn a_frozen_then_cut_link_loses_no_result() {
     let server = Server::new();
     let mut saver = server.listening_saver();
