@@ -6,10 +6,11 @@
 //! - [`cli`]: flags several programs share (all);
 //! - [`console`]: `say!` and `note!`, buffered stdout, one-line payloads (all);
 //! - [`stop`]: Ctrl-C and SIGTERM as a flag that loops look at (all);
-//! - [`poller`]: waiting on several sockets, and reading a whole message
-//!   (reqrep_server, command, saver, mailbin);
+//! - [`poller`]: waiting on several sockets (reqrep_server, command, saver,
+//!   mailbin), and `take`, which reads a whole message (those and computer);
 //! - [`link`]: a connecting socket that says when its connection is lost,
-//!   and a receive with a timeout (reqrep_client, sub_client, computer);
+//!   and a receive with a timeout (reqrep_client, sub_client, computer, and
+//!   the outbox);
 //! - [`outbox`]: what a PUSH socket may still hold at exit (computer, faker);
 //! - [`store`]: the SQLite database of `--store` (saver, mailbin).
 //!

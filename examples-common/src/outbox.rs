@@ -131,6 +131,7 @@ impl Outbox {
     /// most (`None`: as long as it takes); one more Ctrl-C or SIGTERM ends
     /// the wait. Takes the program's context, to end it: the wait is the
     /// context's end, on a thread of its own, so that nothing makes it deaf.
+    /// Every other socket must be closed by then: each holds the context.
     pub fn finish(mut self, context: zmq::Context, linger: Option<Duration>) -> Result<Delivery> {
         self.read_link()?;
         let ([peer, what], endpoint) = (self.names, &self.link.endpoint);

@@ -35,6 +35,18 @@ const INSERT_REJECTED: &str =
 /// How much of a message too big even for `rejected` is kept there.
 const HEAD_BYTES: usize = 1024;
 
+/// What became of an accepted message's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Added (or, without `--store`, as if it were).
+    New,
+    /// Skipped by `ON CONFLICT DO NOTHING`: the row was there already.
+    Duplicate,
+    /// Refused by SQLite (too big, a constraint): the message was kept in
+    /// `rejected` instead, and said so on stderr.
+    Refused,
+}
+
 /// An open database or, without `--store`, nothing: then every call does
 /// nothing and nothing touches the disk.
 pub struct Store {
@@ -101,21 +113,25 @@ impl Store {
     }
 
     /// Adds the row of an accepted `message`: `insert` with `values`, then
-    /// `received_at`, which the store fills in. False if it added none: a
-    /// duplicate that `ON CONFLICT DO NOTHING` skipped, or a row SQLite
-    /// refused (too big, a constraint), which it keeps as a rejection.
-    pub fn insert(&mut self, insert: &str, values: &[&dyn ToSql], message: &[u8]) -> Result<bool> {
+    /// `received_at`, which the store fills in.
+    pub fn insert(
+        &mut self,
+        insert: &str,
+        values: &[&dyn ToSql],
+        message: &[u8],
+    ) -> Result<Stored> {
         let Some(database) = &mut self.database else {
-            return Ok(true);
+            return Ok(Stored::New);
         };
         database.begin()?;
         match database.insert(insert, values) {
-            Ok(added) => Ok(added > 0),
+            Ok(0) => Ok(Stored::Duplicate),
+            Ok(_) => Ok(Stored::New),
             Err(error) => {
                 let reason = format!("SQLite refused the row: {error}");
                 console::reject(&reason, message);
                 self.reject(message, &reason)?;
-                Ok(false)
+                Ok(Stored::Refused)
             }
         }
     }

@@ -17,8 +17,9 @@
 //!   acknowledgement came for a while (what was sent may have reached a
 //!   saver that died before keeping it). It keeps at most a window of
 //!   results: at the window it waits, so its memory stays bounded.
-//! - A result sent twice is kept once: the saver's table has one row per
-//!   (unit, counter), and acknowledges a duplicate again.
+//! - A result sent twice is stored once (with `--store`: the saver's table
+//!   has one row per (unit, counter)), and acknowledged again; without
+//!   `--store` the saver prints it again.
 //!
 //! Why this closes the gap: a result leaves the computer's memory only
 //! when the saver said it holds it, so a saver killed at any instant, or a
@@ -27,6 +28,10 @@
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+/// How many acknowledgements may wait for one computer, in the saver's
+/// PUB socket and in the computer's SUB socket.
+pub const HWM: i32 = 100_000;
 
 /// The topic of one unit's acknowledgements: `"42 "`.
 pub fn topic(unit: i64) -> String {

@@ -78,8 +78,10 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         }
         pushed += 1;
 
-        // Take it easy.
-        stop::sleep(args.interval);
+        // Take it easy (but not after the last one).
+        if args.count != Some(pushed) {
+            stop::sleep(args.interval);
+        }
     }
 
     // Trap: forms still queued for a mailbin that is not there would hold

@@ -42,7 +42,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Parser;
-use examples_common::store::{Store, params};
+use examples_common::store::{Store, Stored, params};
 use examples_common::{Incoming, Poller, cli, console, note, say};
 use mailbin::{DATE_FORMAT, Form};
 use serde_json::Value;
@@ -106,6 +106,7 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let forms = poller.register(&form_receiver);
     let mut mailbin = Mailbin::default();
     while args.count.is_none_or(|count| mailbin.received < count) {
+        // socks = dict(poller.poll()): false on Ctrl-C.
         if !poller.poll(None)? {
             // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
             examples_common::stop_accepting(&form_receiver)?;
@@ -148,14 +149,6 @@ impl Mailbin {
         };
         match checked {
             Ok(form) => {
-                let Form {
-                    first_name,
-                    last_name,
-                    email,
-                    ..
-                } = &form;
-                self.senders
-                    .push(format!("{first_name} {last_name} {email}"));
                 let row = params![
                     form.first_name,
                     form.last_name,
@@ -165,7 +158,18 @@ impl Mailbin {
                     form.user_agent,
                     form.service_uri,
                 ];
-                store.insert(INSERT, row, &message.first)?;
+                if store.insert(INSERT, row, &message.first)? == Stored::Refused {
+                    self.rejected += 1;
+                    return Ok(());
+                }
+                let Form {
+                    first_name,
+                    last_name,
+                    email,
+                    ..
+                } = &form;
+                self.senders
+                    .push(format!("{first_name} {last_name} {email}"));
                 self.received += 1;
             }
             Err(problem) => {

@@ -69,6 +69,8 @@ fn publish(args: &Args) -> Result<ExitCode> {
     let mut rng = rand::rng();
     let mut published = 0;
     while !stop::requested() && args.count.is_none_or(|count| published < count) {
+        // Three zipcodes, as the original's README says (its
+        // randrange(10000, 10002) never drew the third).
         let zipcode = rng.random_range(10000..=10002);
         let temperature = rng.random_range(1..215) - 80;
         let update = format!("{zipcode} {temperature}");

@@ -241,6 +241,34 @@ fn computer_hears_commands_again_after_an_oversized_one() {
 }
 
 #[test]
+fn computer_drops_replies_nobody_collects_and_still_stops() {
+    let [cmd, reply, save] = tests::free_ports();
+    let publisher = tests::bounded_socket(&zmq::Context::new(), zmq::XPUB, WAIT).unwrap();
+    // No command dropped on the way, however slowly the computer reads.
+    publisher.set_sndhwm(0).unwrap();
+    publisher.bind(&format!("tcp://127.0.0.1:{cmd}")).unwrap();
+    let _results = tests::bound(zmq::PULL, &save);
+    let args = tests::computer_args([&cmd, &reply, &save], "23", &[]);
+    let mut computer = Program::start("computer", &args);
+    assert_eq!(wait_for_subscription(&publisher), b"\x01politiche2013 ");
+
+    // More commands than the reply socket can queue for a server that is
+    // not there (its high-water mark is 1000).
+    for _ in 0..1100 {
+        publisher
+            .send(r#"politiche2013 {"cmd": "configure"}"#, 0)
+            .unwrap();
+    }
+    computer.wait_for_stderr("computer: reply dropped: no server takes replies", WAIT);
+    let computer = computer.stop(Signal::SIGINT, WAIT);
+    assert_eq!(computer.code(), Some(0), "{computer:?}");
+    assert!(
+        computer.summary().contains("answered 1000 commands"),
+        "{computer:?}"
+    );
+}
+
+#[test]
 fn client_asks_again_after_an_oversized_reply() {
     let port = free_port().to_string();
     let server = tests::bound(zmq::REP, &port);

@@ -2,7 +2,7 @@
 //! one line, and a row SQLite refuses.
 
 use examples_common::console::{shown, whole};
-use examples_common::store::{Store, params};
+use examples_common::store::{Store, Stored, params};
 use rusqlite::Connection;
 
 #[test]
@@ -35,16 +35,19 @@ fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
         n INTEGER NOT NULL CHECK (n < 10), received_at TEXT NOT NULL)";
     let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
     let mut store = Store::open(Some(&path), schema).unwrap();
-    let added: Vec<bool> = [1, 20, 3]
+    let stored: Vec<Stored> = [1, 20, 3]
         .map(|n| {
             store
                 .insert(insert, params![n], format!("n={n}").as_bytes())
                 .unwrap()
         })
         .into();
-    assert_eq!(added, [true, false, true]);
+    assert_eq!(stored, [Stored::New, Stored::Refused, Stored::New]);
     store.commit().unwrap();
-    assert!(store.insert(insert, params![4], b"n=4").unwrap());
+    assert_eq!(
+        store.insert(insert, params![4], b"n=4").unwrap(),
+        Stored::New
+    );
     store.commit().unwrap();
 
     let connection = Connection::open(&path).unwrap();

@@ -154,7 +154,10 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let host = &args.server_host;
     let cmd_endpoint = examples_common::tcp(host, args.cmd_port);
     let cmd_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
-    // Never deaf: the link connects again when the connection is lost.
+    // Its subscription is all a SUB socket sends: not worth waiting for at exit.
+    cmd_receiver.set_linger(0)?;
+    // Trap: after a message over --max-message-size libzmq drops the
+    // connection for good; the link watches it and connects again.
     let mut link = Link::connect(context, &cmd_receiver, &cmd_endpoint)?;
     // Trap: subscriptions match prefixes; the topic and its space match
     // "politiche2013 ..." and not "politiche2013bis ...".
@@ -187,8 +190,13 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
             unit: i64::from(unit),
             status: "configured".to_owned(),
         };
-        reply_sender.send(serde_json::to_vec(&reply)?, 0)?;
-        answered += 1;
+        // Trap: with no server collecting replies, a full queue would block
+        // this task for good; a reply nobody takes is dropped instead.
+        match reply_sender.send(serde_json::to_vec(&reply)?, zmq::DONTWAIT) {
+            Ok(()) => answered += 1,
+            Err(zmq::Error::EAGAIN) => note!("computer: reply dropped: no server takes replies"),
+            Err(error) => return Err(error).context("cannot send a reply"),
+        }
     }
 }
 
@@ -223,8 +231,9 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     let ack_receiver = match args.ack_port {
         Some(port) => {
             let ack_receiver = examples_common::receiver(context, zmq::SUB, &args.limit)?;
+            ack_receiver.set_linger(0)?;
             // Room for a stream's acknowledgements, as the saver gives them.
-            ack_receiver.set_rcvhwm(100_000)?;
+            ack_receiver.set_rcvhwm(ack::HWM)?;
             let link = Link::connect(context, &ack_receiver, &examples_common::tcp(host, port))?;
             ack_receiver.set_subscribe(ack::topic(i64::from(unit)).as_bytes())?;
             Some((ack_receiver, link))
@@ -325,7 +334,7 @@ impl Acks {
         }
         loop {
             self.read = Instant::now();
-            // Never deaf: a lost subscription is made again.
+            // A lost subscription is made again (see the command task).
             self.link.check(&self.receiver)?;
             while let Some(acknowledgement) = examples_common::take(&self.receiver)? {
                 if let Err(problem) = self.unacknowledged.acknowledge(&acknowledgement.first) {

@@ -41,7 +41,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::store::{Store, params};
+use examples_common::store::{Store, Stored, params};
 use examples_common::{Incoming, Poller, cli, console, note, say};
 use vsq::Computation;
 
@@ -79,9 +79,6 @@ fn main() -> ExitCode {
 const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 
-/// How many acknowledgements may wait for one computer.
-const ACK_HWM: i32 = 100_000;
-
 /// How many waiting results are read between two polls.
 const BURST: usize = 100;
 
@@ -110,6 +107,7 @@ fn save(args: &Args) -> Result<ExitCode> {
     let mut store = Store::open(args.store.as_deref(), &schema)?;
 
     let context = zmq::Context::new();
+    // Socket to receive the computers' save requests (named as in saver.py).
     let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
     examples_common::bind(&req_receiver, &examples_common::tcp(&args.bind, args.port))?;
 
@@ -117,7 +115,7 @@ fn save(args: &Args) -> Result<ExitCode> {
     // vsq::ack); an XPUB, which also says who subscribes.
     let ack_sender = match args.ack_port {
         Some(port) => {
-            let ack_sender = examples_common::socket(&context, zmq::XPUB)?;
+            let ack_sender = examples_common::receiver(&context, zmq::XPUB, &args.limit)?;
             ack_sender.set_xpub_verbose(true)?;
             // The last acknowledgements go out at exit, if a computer is there
             // to take them within a second.
@@ -125,7 +123,7 @@ fn save(args: &Args) -> Result<ExitCode> {
             // Trap: a PUB socket drops what a slow subscriber has no room
             // for. Acknowledgements are small: give them room (a lost one
             // costs a resend, after --ack-timeout).
-            ack_sender.set_sndhwm(ACK_HWM)?;
+            ack_sender.set_sndhwm(vsq::ack::HWM)?;
             examples_common::bind(&ack_sender, &examples_common::tcp(&args.bind, port))?;
             Some(ack_sender)
         }
@@ -140,6 +138,7 @@ fn save(args: &Args) -> Result<ExitCode> {
     let mut saver = Saver::default();
     let ack_sender = ack_sender.as_ref();
     while args.count.is_none_or(|count| saver.received < count) {
+        // socks = dict(poller.poll()): false on Ctrl-C.
         if !poller.poll(None)? {
             // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
             examples_common::stop_accepting(&req_receiver)?;
@@ -157,6 +156,7 @@ fn save(args: &Args) -> Result<ExitCode> {
                 saver.burst.len() < BURST && args.count.is_none_or(|count| taken < count)
             };
             while room(&saver) {
+                // message = req_receiver.recv(), without waiting.
                 match examples_common::take(&req_receiver)? {
                     Some(message) => saver.read(message, &mut store)?,
                     None => break,
@@ -206,9 +206,14 @@ impl Saver {
         match checked {
             Ok(result) => {
                 let row = params![result.unit, result.counter, result.x, result.y];
-                let new = store.insert(INSERT, row, &message.first)?;
-                let (unit, counter) = (result.unit, result.counter);
-                self.burst.push((message.first, unit, counter, new));
+                match store.insert(INSERT, row, &message.first)? {
+                    Stored::Refused => self.rejected += 1,
+                    stored => {
+                        let (unit, counter) = (result.unit, result.counter);
+                        let new = stored == Stored::New;
+                        self.burst.push((message.first, unit, counter, new));
+                    }
+                }
             }
             Err(problem) => {
                 let problem = format!("result {problem}");
@@ -228,6 +233,7 @@ impl Saver {
             // Without --store nothing is known of duplicates: all are new.
             match new {
                 true => {
+                    // print "Computer requested a save: %s" % message
                     say!("Computer requested a save: {}", console::whole(&message));
                     self.received += 1;
                 }
