@@ -29,6 +29,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use anyhow::{Context as _, Result};
+use examples_common::{Link, Outbox, console, stop, take};
+
 /// How many acknowledgements may wait for one computer, in the saver's
 /// PUB socket and in the computer's SUB socket.
 pub const HWM: i32 = 100_000;
@@ -238,6 +241,90 @@ impl Unacknowledged {
             }
         }
         Ok(())
+    }
+}
+
+/// The computer's side, with its sockets: its unit's acknowledgements,
+/// read from `receiver`, and the results waiting for theirs.
+pub struct Acks {
+    link: Link,
+    receiver: zmq::Socket,
+    unacknowledged: Unacknowledged,
+    /// When the sockets were last read: each read of an empty socket is a
+    /// system call, too many to make for every result of a stream.
+    read: Instant,
+}
+
+/// How often a stream looks for acknowledgements while there is room.
+const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
+
+impl Acks {
+    pub fn new(receiver: zmq::Socket, link: Link, unit: i64, timeout: Duration) -> Acks {
+        let unacknowledged = Unacknowledged::new(unit, timeout);
+        let read = Instant::now();
+        Acks {
+            link,
+            receiver,
+            unacknowledged,
+            read,
+        }
+    }
+
+    /// Keeps a result until it is acknowledged.
+    pub fn keep(&mut self, counter: i64, message: &[u8]) {
+        self.unacknowledged.keep(counter, message);
+    }
+
+    /// How many results wait for their acknowledgement.
+    pub fn waiting(&self) -> u64 {
+        self.unacknowledged.len() as u64
+    }
+
+    /// Reads acknowledgements until at most `waiting` results wait for
+    /// theirs, sending everything again after a reconnect, and what
+    /// waited too long; false if `give_up` said to stop first.
+    pub fn wait_until(
+        &mut self,
+        waiting: usize,
+        outbox: &mut Outbox,
+        give_up: impl Fn() -> bool,
+    ) -> Result<bool> {
+        if self.unacknowledged.len() <= waiting && self.read.elapsed() < READ_ACKS_EVERY {
+            return Ok(true);
+        }
+        loop {
+            self.read = Instant::now();
+            // A lost subscription is made again (see the command task).
+            self.link.check(&self.receiver)?;
+            while let Some(acknowledgement) = take(&self.receiver)? {
+                if let Err(problem) = self.unacknowledged.acknowledge(&acknowledgement.first) {
+                    console::reject(problem, &acknowledgement.first);
+                }
+            }
+            // What was on a lost connection may be lost: send it all again.
+            // Otherwise, send again what waited too long.
+            let reconnected = outbox.reconnected()?;
+            if reconnected || self.unacknowledged.overdue() {
+                let send = |message: &[u8]| outbox.send(message);
+                self.unacknowledged.resend(reconnected, send)?;
+            }
+            if self.unacknowledged.len() <= waiting {
+                return Ok(true);
+            }
+            if give_up() {
+                return Ok(false);
+            }
+            // One slice at a time, and not through a Poller, which returns
+            // at once after Ctrl-C: this wait goes on after the first one.
+            console::flush();
+            match self
+                .receiver
+                .poll(zmq::POLLIN, stop::SLICE.as_millis() as i64)
+            {
+                Ok(_) | Err(zmq::Error::EINTR) => {}
+                Err(error) => return Err(error).context("cannot wait for acknowledgements"),
+            }
+        }
     }
 }
 

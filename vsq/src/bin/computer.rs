@@ -25,14 +25,14 @@
 //! other terminals (see the README for the walk-through).
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use examples_common::{Delivery, Link, Outbox, Received, cli, console, note, say, stop};
 use rand::RngExt as _;
 use rand_distr::StandardNormal;
-use vsq::ack::{self, Unacknowledged};
+use vsq::ack::{self, Acks};
 use vsq::{Computation, Reply};
 
 /// Answers the server's commands and pushes computed results to the saver.
@@ -240,12 +240,8 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
         }
         None => None,
     };
-    let mut acks = ack_receiver.map(|(receiver, link)| Acks {
-        link,
-        receiver,
-        unacknowledged: Unacknowledged::new(i64::from(unit), args.ack_timeout),
-        read: Instant::now(),
-    });
+    let mut acks = ack_receiver
+        .map(|(receiver, link)| Acks::new(receiver, link, i64::from(unit), args.ack_timeout));
 
     let mut rng = rand::rng();
     // One buffer for every result's JSON, rather than one allocation each.
@@ -261,7 +257,7 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
         message.clear();
         serde_json::to_writer(&mut message, &result).context("cannot encode a result")?;
         if let Some(acks) = &mut acks {
-            acks.unacknowledged.keep(result.counter, &message);
+            acks.keep(result.counter, &message);
         }
         if !outbox.send(&message)? {
             break;
@@ -289,12 +285,12 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
             if !acks.wait_until(0, &mut outbox, quick)? && !wait.over() {
                 note!(
                     "computer: waiting for the saver to acknowledge {} ({})",
-                    console::count(acks.unacknowledged.len() as u64, ["result", "results"]),
+                    console::count(acks.waiting(), ["result", "results"]),
                     wait.ways_out("gives up")
                 );
                 acks.wait_until(0, &mut outbox, || wait.over())?;
             }
-            Some(acks.unacknowledged.len() as u64)
+            Some(acks.waiting())
         }
         None => None,
     };
@@ -303,67 +299,4 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
         outbox,
         unacknowledged,
     })
-}
-
-/// With --ack-port: this unit's acknowledgements, and the results waiting
-/// for theirs (the protocol is in `vsq::ack`).
-struct Acks {
-    link: Link,
-    receiver: zmq::Socket,
-    unacknowledged: Unacknowledged,
-    /// When the sockets were last read: each read of an empty socket is a
-    /// system call, too many to make for every result of a stream.
-    read: Instant,
-}
-
-/// How often a stream looks for acknowledgements while there is room.
-const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
-
-impl Acks {
-    /// Reads acknowledgements until at most `waiting` results wait for
-    /// theirs, sending everything again after a reconnect, and what
-    /// waited too long; false if `give_up` said to stop first.
-    fn wait_until(
-        &mut self,
-        waiting: usize,
-        outbox: &mut Outbox,
-        give_up: impl Fn() -> bool,
-    ) -> Result<bool> {
-        if self.unacknowledged.len() <= waiting && self.read.elapsed() < READ_ACKS_EVERY {
-            return Ok(true);
-        }
-        loop {
-            self.read = Instant::now();
-            // A lost subscription is made again (see the command task).
-            self.link.check(&self.receiver)?;
-            while let Some(acknowledgement) = examples_common::take(&self.receiver)? {
-                if let Err(problem) = self.unacknowledged.acknowledge(&acknowledgement.first) {
-                    console::reject(problem, &acknowledgement.first);
-                }
-            }
-            // What was on a lost connection may be lost: send it all again.
-            // Otherwise, send again what waited too long.
-            let reconnected = outbox.reconnected()?;
-            if reconnected || self.unacknowledged.overdue() {
-                let send = |message: &[u8]| outbox.send(message);
-                self.unacknowledged.resend(reconnected, send)?;
-            }
-            if self.unacknowledged.len() <= waiting {
-                return Ok(true);
-            }
-            if give_up() {
-                return Ok(false);
-            }
-            // One slice at a time, and not through a Poller, which returns
-            // at once after Ctrl-C: this wait goes on after the first one.
-            console::flush();
-            match self
-                .receiver
-                .poll(zmq::POLLIN, stop::SLICE.as_millis() as i64)
-            {
-                Ok(_) | Err(zmq::Error::EINTR) => {}
-                Err(error) => return Err(error).context("cannot wait for acknowledgements"),
-            }
-        }
-    }
 }
