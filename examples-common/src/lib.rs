@@ -92,6 +92,19 @@ pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
         .with_context(|| format!("cannot bind {endpoint}"))
 }
 
+/// Sends one message, as `socket.send(message, flags)` does, but tries
+/// again when a signal interrupted the call (the trap in [`stop`]): Ctrl-C
+/// must not end a program with `error: Interrupted system call`, nor leave
+/// a REP socket that never sent its reply, and so can never receive again.
+pub fn send(socket: &zmq::Socket, message: &[u8], flags: i32) -> zmq::Result<()> {
+    loop {
+        match socket.send(message, flags) {
+            Err(zmq::Error::EINTR) => {}
+            sent => return sent,
+        }
+    }
+}
+
 /// Unbinds every endpoint `socket` is bound to, for a clean stop: peers can
 /// no longer connect or send, while what reached its queue can still be read.
 pub fn stop_accepting(socket: &zmq::Socket) -> Result<()> {

@@ -75,7 +75,7 @@ fn publish(args: &Args) -> Result<ExitCode> {
         let temperature = rng.random_range(1..215) - 80;
         let update = format!("{zipcode} {temperature}");
         say!("{update}");
-        socket.send(update.as_bytes(), 0)?;
+        examples_common::send(&socket, update.as_bytes(), 0)?;
         published += 1;
         stop::sleep(args.interval);
     }

@@ -58,7 +58,7 @@ fn request(args: &Args) -> Result<ExitCode> {
     let mut replies = 0;
     for request in 1..=args.requests {
         say!("Sending request {request} ...");
-        socket.send("Hello", 0)?;
+        examples_common::send(&socket, b"Hello", 0)?;
 
         // Trap: REQ must receive before it sends again, so a lost reply
         // would block it forever; --timeout bounds the wait, and a lost
@@ -68,7 +68,7 @@ fn request(args: &Args) -> Result<ExitCode> {
                 Received::Message(reply) => break Some(reply),
                 Received::Reconnected => {
                     note!("reqrep_client: sending request {request} again");
-                    socket.send("Hello", 0)?;
+                    examples_common::send(&socket, b"Hello", 0)?;
                 }
                 Received::Stopped => break None,
                 Received::TimedOut => {

@@ -80,7 +80,8 @@ fn serve(args: &Args) -> Result<ExitCode> {
         // Do some "work", then send the reply back to the client: a REP
         // socket answers every request, or it can never receive again.
         examples_common::stop::sleep(args.delay);
-        socket.send(format!("World from {}", args.port).as_bytes(), 0)?;
+        let reply = format!("World from {}", args.port);
+        examples_common::send(&socket, reply.as_bytes(), 0)?;
         replies += 1;
     }
     note!(

@@ -152,7 +152,7 @@ fn configure(
     // computer's answer to it.
     say!("{command}");
     console::flush();
-    publisher.send(command.as_bytes(), 0)?;
+    examples_common::send(publisher, command.as_bytes(), 0)?;
     say!("Listening to response from configured computers");
 
     cmd_reply_handler(args, publisher, results_receiver, &command, units)
@@ -219,7 +219,7 @@ fn cmd_reply_handler(
         if joined && drain_subscriptions(publisher)? {
             // A computer joined after the command went out: send it again
             // (to every computer: they answer again, and count once).
-            publisher.send(command.as_bytes(), 0)?;
+            examples_common::send(publisher, command.as_bytes(), 0)?;
         }
     }
 }

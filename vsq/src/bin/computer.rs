@@ -192,7 +192,8 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
         };
         // Trap: with no server collecting replies, a full queue would block
         // this task for good; a reply nobody takes is dropped instead.
-        match reply_sender.send(serde_json::to_vec(&reply)?, zmq::DONTWAIT) {
+        let reply = serde_json::to_vec(&reply)?;
+        match examples_common::send(&reply_sender, &reply, zmq::DONTWAIT) {
             Ok(()) => answered += 1,
             Err(zmq::Error::EAGAIN) => note!("computer: reply dropped: no server takes replies"),
             Err(error) => return Err(error).context("cannot send a reply"),

@@ -245,7 +245,7 @@ impl Saver {
         }
         if let Some(ack_sender) = ack_sender {
             for acknowledgement in self.kept.take_acknowledgements() {
-                ack_sender.send(acknowledgement.as_bytes(), 0)?;
+                examples_common::send(ack_sender, acknowledgement.as_bytes(), 0)?;
             }
         }
         Ok(())
@@ -257,7 +257,7 @@ impl Saver {
         while let Some(subscription) = examples_common::take(ack_sender)? {
             if let Some(topic) = subscription.first.strip_prefix(b"\x01") {
                 if let Some(everything) = self.kept.everything_for(topic) {
-                    ack_sender.send(everything.as_bytes(), 0)?;
+                    examples_common::send(ack_sender, everything.as_bytes(), 0)?;
                 }
             }
         }
