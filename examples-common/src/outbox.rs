@@ -37,8 +37,9 @@ const OUT_BATCH_BYTES: u64 = 8192;
 pub struct Outbox {
     socket: zmq::Socket,
     link: Link,
-    /// Who takes the messages, and what they are: `saver`, `results`.
-    names: [&'static str; 2],
+    /// Who takes the messages, and what one and many are: `saver`,
+    /// `result`, `results`.
+    names: [&'static str; 3],
     /// Sent while no peer was connected; sent while one was, and the
     /// shortest of those: what a connected socket may still hold.
     queued: u64,
@@ -53,12 +54,12 @@ pub struct Outbox {
 
 impl Outbox {
     /// Connects the program's PUSH `socket` to `endpoint` and watches it;
-    /// `names` name the peer and the messages (`["saver", "results"]`).
+    /// `names` name the peer and the messages (`["saver", "result", "results"]`).
     pub fn connect(
         context: &zmq::Context,
         socket: zmq::Socket,
         endpoint: &str,
-        names: [&'static str; 2],
+        names: [&'static str; 3],
     ) -> Result<Outbox> {
         // Dropped on an error, the socket drops what it holds: only
         // `finish` waits.
@@ -67,7 +68,7 @@ impl Outbox {
         socket.set_sndtimeo(stop::SLICE.as_millis() as i32)?;
         let mut link = Link::connect(context, &socket, endpoint)?;
         link.peer = format!("the {} at {endpoint}", names[0]);
-        link.queued = Some(names[1]);
+        link.queued = Some(names[2]);
         let (queued, sent, shortest) = (0, 0, u64::MAX);
         let (events_read, again) = (Instant::now(), false);
         Ok(Outbox {
@@ -134,17 +135,23 @@ impl Outbox {
     /// Every other socket must be closed by then: each holds the context.
     pub fn finish(mut self, context: zmq::Context, linger: Option<Duration>) -> Result<Delivery> {
         self.read_link()?;
-        let ([peer, what], endpoint) = (self.names, &self.link.endpoint);
-        let waiting = match self.link.is_connected() {
-            true => format!("the {peer} at {endpoint} to take the last {what}"),
-            false => format!(
-                "a {peer} at {endpoint} to take {} queued {what}",
-                self.queued
+        let ([peer, one, many], endpoint) = (self.names, &self.link.endpoint);
+        // What a connected socket may still hold: its queue, and the batch
+        // it is writing. After a lost connection, as much may be left of
+        // what was sent before.
+        let batch = OUT_BATCH_BYTES / self.shortest.max(1) + 1;
+        let unsent = self.sent.min(SEND_HWM + batch);
+        let held = self.queued + unsent;
+        let nouns = [format!("queued {one}"), format!("queued {many}")];
+        let queued = console::count(self.queued, [&nouns[0], &nouns[1]]);
+        let waiting = match (self.link.is_connected(), unsent) {
+            (true, _) => format!("the {peer} at {endpoint} to take the last {many}"),
+            (false, 0) => format!("a {peer} at {endpoint} to take {queued}"),
+            (false, _) => format!(
+                "a {peer} at {endpoint} to take {queued}, and up to {unsent} more sent before the connection was lost"
             ),
         };
         let waiting = format!("{}: waiting for {waiting}", crate::program_name());
-        let batch = OUT_BATCH_BYTES / self.shortest.max(1) + 1;
-        let held = self.queued + self.sent.min(SEND_HWM + batch);
         // Ending the context waits until every message has left (linger -1).
         self.socket.set_linger(-1)?;
         drop(self);

@@ -59,7 +59,12 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
     // counts what it may still hold.
     let form_sender = examples_common::socket(&context, zmq::PUSH)?;
     let endpoint = examples_common::tcp(&args.host, args.port);
-    let mut outbox = Outbox::connect(&context, form_sender, &endpoint, ["mailbin", "forms"])?;
+    let mut outbox = Outbox::connect(
+        &context,
+        form_sender,
+        &endpoint,
+        ["mailbin", "form", "forms"],
+    )?;
     let mut rng = match args.seed {
         Some(seed) => StdRng::seed_from_u64(seed),
         None => rand::make_rng(),

@@ -273,6 +273,42 @@ fn second_ctrl_c_drops_queued_results_at_once() {
 }
 
 #[test]
+fn a_computer_whose_saver_left_counts_what_it_may_drop_in_its_waiting_line() {
+    let ports = Ports::new();
+    let mut saver = ports.saver(&[]);
+    let mut computer = ports.computer("65", &["--interval", "20ms"]);
+    saver.wait_for_stdout("\"unit\":65,\"counter\":2,", WAIT);
+    saver.stop_cleanly(Signal::SIGINT, "saver: ");
+    computer.wait_for_stderr("computer: lost the connection to the saver", WAIT);
+
+    // "to take 1 queued result" or "to take N queued results", "and up to M
+    // more sent before the connection was lost": M + N in all, at most.
+    computer.signal(Signal::SIGINT);
+    let waiting = computer.wait_for_stderr("computer: waiting for a saver", WAIT);
+    let number = |text: &str, after: &str| -> u64 {
+        let rest = text.split(after).nth(1).unwrap();
+        rest.split(' ').next().unwrap().parse().unwrap()
+    };
+    let (queued, before) = (
+        number(&waiting, " to take "),
+        number(&waiting, " and up to "),
+    );
+    assert!(
+        waiting.contains(" more sent before the connection was lost (Ctrl-C again or SIGTERM"),
+        "{waiting}"
+    );
+    let computer = computer.stop(Signal::SIGINT, WAIT);
+    assert_eq!(
+        computer.summary(),
+        format!(
+            "computer: up to {} results dropped (never sent)",
+            queued + before
+        ),
+        "{computer:?}"
+    );
+}
+
+#[test]
 fn stopping_one_computer_leaves_the_saver_and_the_other_running() {
     let ports = Ports::new();
     let mut saver = ports.saver(&[]);

@@ -226,7 +226,12 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     // what it may still hold.
     let save_sender = examples_common::socket(context, zmq::PUSH)?;
     let save_endpoint = examples_common::tcp(host, args.save_port);
-    let mut outbox = Outbox::connect(context, save_sender, &save_endpoint, ["saver", "results"])?;
+    let mut outbox = Outbox::connect(
+        context,
+        save_sender,
+        &save_endpoint,
+        ["saver", "result", "results"],
+    )?;
 
     // With --ack-port: a SUB socket for this unit's acknowledgements.
     let ack_receiver = match args.ack_port {
