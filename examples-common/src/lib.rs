@@ -87,9 +87,13 @@ pub fn receiver(
 /// Binds `socket` to `endpoint`, saying which endpoint when that fails
 /// (`cannot bind tcp://*:5556: Address already in use`).
 pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
-    socket
-        .bind(endpoint)
-        .with_context(|| format!("cannot bind {endpoint}"))
+    match socket.bind(endpoint) {
+        // libzmq reads what is not an address as an interface's name.
+        Err(zmq::Error::ENODEV) => anyhow::bail!(
+            "cannot bind {endpoint}: not an address, nor a network interface, of this machine"
+        ),
+        bound => bound.with_context(|| format!("cannot bind {endpoint}")),
+    }
 }
 
 /// Sends one message, as `socket.send(message, flags)` does, but tries

@@ -34,7 +34,14 @@ pub fn parse_object<T: DeserializeOwned>(message: &[u8]) -> Result<T, String> {
     if !message.trim_ascii_start().starts_with(b"{") {
         return Err("not a JSON object".to_owned());
     }
-    serde_json::from_slice(message).map_err(|error| format!("bad JSON object ({error})"))
+    serde_json::from_slice(message).map_err(|error| {
+        // Without "at line 1 column 311": rejections of one kind read alike.
+        let error = error.to_string();
+        let reason = error
+            .rsplit_once(" at line ")
+            .map_or(&*error, |(reason, _)| reason);
+        format!("bad JSON object ({reason})")
+    })
 }
 
 #[cfg(test)]
