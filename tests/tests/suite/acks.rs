@@ -160,6 +160,31 @@ fn a_saver_that_acknowledges_keeps_counters_it_cannot_acknowledge() {
 }
 
 #[test]
+fn a_result_whose_acknowledgement_never_comes_is_sent_again() {
+    // The saver is played by the test, which acknowledges all but one.
+    let [save, ack] = tests::free_ports();
+    let results = tests::bound(zmq::PULL, &save);
+    let acknowledgements = tests::bound(zmq::XPUB, &ack);
+    let more = ["--interval", "0s", "--ack-timeout", "200ms"];
+    let computer = computer_with(&save, &ack, 10, &more);
+    assert_eq!(acknowledgements.recv_bytes(0).unwrap(), b"\x013 ");
+
+    let counter = |message: Vec<u8>| -> i64 {
+        let result: serde_json::Value = serde_json::from_slice(&message).unwrap();
+        result["counter"].as_i64().unwrap()
+    };
+    let first: Vec<i64> = (0..10)
+        .map(|_| counter(results.recv_bytes(0).unwrap()))
+        .collect();
+    assert_eq!(first, (0..10).collect::<Vec<_>>());
+    acknowledgements.send("3 0-4,6-9", 0).unwrap();
+    // Counter 5 waited past --ack-timeout for its acknowledgement.
+    assert_eq!(counter(results.recv_bytes(0).unwrap()), 5);
+    acknowledgements.send("3 5", 0).unwrap();
+    assert_all_acknowledged(computer, 10);
+}
+
+#[test]
 fn a_frozen_then_cut_link_loses_no_result() {
     let server = Server::new();
     let mut saver = server.listening_saver();
