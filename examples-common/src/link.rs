@@ -26,6 +26,9 @@ pub struct Link {
     events: zmq::Socket,
     connected: bool,
     lost: bool,
+    /// Whether a lost connection was made again since
+    /// [`Link::reconnected`] last said so.
+    again: bool,
 }
 
 /// What [`Link::receive`] got.
@@ -67,6 +70,7 @@ impl Link {
             events,
             connected: false,
             lost: false,
+            again: false,
         })
     }
 
@@ -75,15 +79,19 @@ impl Link {
         self.connected
     }
 
+    /// True once after a lost connection was made again: what was on the
+    /// old one may be lost.
+    pub fn reconnected(&mut self) -> bool {
+        std::mem::take(&mut self.again)
+    }
+
     /// Reads the monitor's news, without waiting. Says when the connection
-    /// is lost (and connects a receiver again) or made again; true if it
-    /// was made again.
-    pub fn check(&mut self, socket: &zmq::Socket) -> Result<bool> {
-        let mut again = false;
+    /// is lost (and connects a receiver again) or made again.
+    pub fn check(&mut self, socket: &zmq::Socket) -> Result<()> {
         loop {
             let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(again),
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(()),
                 Err(error) => return Err(error).context("cannot read a socket's events"),
             };
             // An event is two frames: 2 bytes of event number and 4 of
@@ -98,7 +106,7 @@ impl Link {
             {
                 if std::mem::take(&mut self.lost) {
                     crate::note!("{program}: connected to {peer} again");
-                    again = true;
+                    self.again = true;
                 }
                 self.connected = true;
                 continue;
@@ -135,7 +143,8 @@ impl Link {
             if let Some(message) = take(socket)? {
                 return Ok(Received::Message(message));
             }
-            if self.check(socket)? {
+            self.check(socket)?;
+            if self.reconnected() {
                 return Ok(Received::Reconnected);
             }
             let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));

@@ -47,9 +47,6 @@ pub struct Outbox {
     shortest: u64,
     /// The monitor is read at most this often in a stream of sends.
     events_read: Instant,
-    /// Whether a lost connection was made again since
-    /// [`Outbox::reconnected`] last said so.
-    again: bool,
 }
 
 impl Outbox {
@@ -70,7 +67,7 @@ impl Outbox {
         link.peer = format!("the {} at {endpoint}", names[0]);
         link.queued = Some(names[2]);
         let (queued, sent, shortest) = (0, 0, u64::MAX);
-        let (events_read, again) = (Instant::now(), false);
+        let events_read = Instant::now();
         Ok(Outbox {
             socket,
             link,
@@ -79,7 +76,6 @@ impl Outbox {
             sent,
             shortest,
             events_read,
-            again,
         })
     }
 
@@ -114,13 +110,13 @@ impl Outbox {
     /// old one may be lost.
     pub fn reconnected(&mut self) -> Result<bool> {
         self.read_link()?;
-        Ok(std::mem::take(&mut self.again))
+        Ok(self.link.reconnected())
     }
 
     /// Reads the link's news: whether a peer is connected, which takes
-    /// every queued message, and whether it came back.
+    /// every queued message.
     fn read_link(&mut self) -> Result<()> {
-        self.again |= self.link.check(&self.socket)?;
+        self.link.check(&self.socket)?;
         if self.link.is_connected() {
             self.queued = 0;
         }
