@@ -866,6 +866,13 @@ pub fn free_ports<const N: usize>() -> [String; N] {
     std::array::from_fn(|_| free_port().to_string())
 }
 
+/// The number that follows `phrase` in `line`, up to the next space:
+/// `number_after("waiting to take 5 queued results", " to take ")` is 5.
+pub fn number_after<T: std::str::FromStr>(line: &str, phrase: &str) -> Option<T> {
+    let (_, rest) = line.split_once(phrase)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
 /// The number in `field` of each JSON object that a line of `lines`
 /// prints after `prefix` (`Computer requested a save: {...}`), in order;
 /// panics on a line with that prefix and no such number.

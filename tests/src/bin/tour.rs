@@ -197,7 +197,7 @@ fn vsq() -> Result<String> {
     stage.say("computer-1 is stopped (Ctrl-C): it waits for a saver to take its queued results");
     stage.signal("computer-1", Signal::SIGINT)?;
     let waiting = stage.wait_for_stderr("computer-1", "queued results", STEP)?;
-    let queued = number_after(&waiting, " to take ")
+    let queued: usize = tests::number_after(&waiting, " to take ")
         .context("computer-1 did not say how many results it queued")?;
 
     stage.say("a saver starts again, and receives what was queued");
@@ -210,7 +210,7 @@ fn vsq() -> Result<String> {
         .last()
         .cloned()
         .unwrap_or_default();
-    let pushed = number_after(&summary, " computed ")
+    let pushed: usize = tests::number_after(&summary, " computed ")
         .context("computer-1 did not say how many results it pushed")?;
     let last = format!("\"unit\":1,\"counter\":{},", pushed - 1);
     stage.wait_for("saver", &last, STEP)?;
@@ -314,11 +314,6 @@ fn mailbin() -> Result<String> {
 }
 
 /// The number that follows `phrase` in `line` ("... to take 20 queued ...").
-fn number_after(line: &str, phrase: &str) -> Option<usize> {
-    let (_, rest) = line.split_once(phrase)?;
-    rest.split(' ').next()?.parse().ok()
-}
-
 /// How many of `lines` start with `prefix`.
 fn starting_with(lines: &[String], prefix: &str) -> usize {
     lines.iter().filter(|line| line.starts_with(prefix)).count()

@@ -285,14 +285,8 @@ fn a_computer_whose_saver_left_counts_what_it_may_drop_in_its_waiting_line() {
     // more sent before the connection was lost": M + N in all, at most.
     computer.signal(Signal::SIGINT);
     let waiting = computer.wait_for_stderr("computer: waiting for a saver", WAIT);
-    let number = |text: &str, after: &str| -> u64 {
-        let rest = text.split(after).nth(1).unwrap();
-        rest.split(' ').next().unwrap().parse().unwrap()
-    };
-    let (queued, before) = (
-        number(&waiting, " to take "),
-        number(&waiting, " and up to "),
-    );
+    let number = |after: &str| -> u64 { tests::number_after(&waiting, after).unwrap() };
+    let (queued, before) = (number(" to take "), number(" and up to "));
     assert!(
         waiting.contains(" more sent before the connection was lost (Ctrl-C again or SIGTERM"),
         "{waiting}"
@@ -318,15 +312,7 @@ fn stopping_one_computer_leaves_the_saver_and_the_other_running() {
     saver.wait_for_stdout("\"unit\":72,\"counter\":2,", WAIT);
 
     let first = first.stop_cleanly(Signal::SIGINT, "computer: unit 71 computed");
-    let pushed: i64 = first.stderr[0]
-        .split(" computed ")
-        .nth(1)
-        .unwrap()
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pushed: i64 = tests::number_after(&first.stderr[0], " computed ").unwrap();
 
     // The other computer goes on, and the saver goes on receiving.
     let seen = saved(saver.lines_of(Stream::Stdout)).len();
