@@ -86,12 +86,14 @@ impl Link {
     }
 
     /// Reads the monitor's news, without waiting. Says when the connection
-    /// is lost (and connects a receiver again) or made again.
-    pub fn check(&mut self, socket: &zmq::Socket) -> Result<()> {
+    /// is lost (and connects a receiver again) or made again. True if a
+    /// connection was made since the last check, even one lost again since.
+    pub fn check(&mut self, socket: &zmq::Socket) -> Result<bool> {
+        let mut made = false;
         loop {
             let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(()),
+                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(made),
                 Err(error) => return Err(error).context("cannot read a socket's events"),
             };
             // An event is two frames: 2 bytes of event number and 4 of
@@ -108,7 +110,7 @@ impl Link {
                     crate::note!("{program}: connected to {peer} again");
                     self.again = true;
                 }
-                self.connected = true;
+                (self.connected, made) = (true, true);
                 continue;
             }
             (self.connected, self.lost) = (false, true);

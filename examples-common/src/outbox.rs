@@ -40,8 +40,8 @@ pub struct Outbox {
     /// Who takes the messages, and what one and many are: `saver`,
     /// `result`, `results`.
     names: [&'static str; 3],
-    /// Sent while no peer was connected; sent while one was, and the
-    /// shortest of those: what a connected socket may still hold.
+    /// Sent while no peer was connected; sent on a connection (what a
+    /// connected socket may still hold); and the shortest message.
     queued: u64,
     sent: u64,
     shortest: u64,
@@ -98,11 +98,9 @@ impl Outbox {
         }
         match self.link.is_connected() {
             false => self.queued += 1,
-            true => {
-                (self.sent, self.shortest) =
-                    (self.sent + 1, self.shortest.min(message.len() as u64))
-            }
+            true => self.sent += 1,
         }
+        self.shortest = self.shortest.min(message.len() as u64);
         Ok(true)
     }
 
@@ -113,12 +111,11 @@ impl Outbox {
         Ok(self.link.reconnected())
     }
 
-    /// Reads the link's news: whether a peer is connected, which takes
-    /// every queued message.
+    /// Reads the link's news. A connection made takes every queued message:
+    /// they are sent on it, even if it is lost again already.
     fn read_link(&mut self) -> Result<()> {
-        self.link.check(&self.socket)?;
-        if self.link.is_connected() {
-            self.queued = 0;
+        if self.link.check(&self.socket)? {
+            (self.sent, self.queued) = (self.sent + self.queued, 0);
         }
         self.events_read = Instant::now();
         Ok(())

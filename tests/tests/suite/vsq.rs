@@ -303,6 +303,34 @@ fn a_computer_whose_saver_left_counts_what_it_may_drop_in_its_waiting_line() {
 }
 
 #[test]
+fn results_a_saver_took_before_it_left_are_not_counted_as_queued() {
+    // The first result waits in the queue: the computer sends it before its
+    // connection is made. The saver takes it and leaves before the next
+    // send, so the computer hears of the connection and its loss at once.
+    let ports = Ports::new();
+    let mut computer = ports.computer("66", &["--interval", "2s"]);
+    let saver = tests::bound(zmq::PULL, &ports.save);
+    let first = saver.recv_bytes(0).unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("\"counter\":0,"));
+    drop(saver);
+    computer.wait_for_stderr("computer: lost the connection to the saver", WAIT);
+
+    computer.signal(Signal::SIGINT);
+    let waiting = computer.wait_for_stderr("computer: waiting for a saver", WAIT);
+    assert!(
+        waiting.contains(
+            " to take 1 queued result, and up to 1 more sent before the connection was lost"
+        ),
+        "{waiting}"
+    );
+    let computer = computer.stop(Signal::SIGINT, WAIT);
+    assert_eq!(
+        computer.summary(),
+        "computer: up to 2 results dropped (never sent)"
+    );
+}
+
+#[test]
 fn stopping_one_computer_leaves_the_saver_and_the_other_running() {
     let ports = Ports::new();
     let mut saver = ports.saver(&[]);
