@@ -546,10 +546,11 @@ pub fn binary(name: &str) -> PathBuf {
 
 /// The folder of the example binaries, built there on the first call.
 ///
-/// `cargo test` builds only the binaries of the package under test and
-/// `cargo run --bin tour` only the tour, so the first call builds every
+/// `cargo run --bin tour` builds only the tour, and `cargo test` only the
+/// binaries of the packages under test, so the first call builds every
 /// binary of the workspace, in the same profile; when they are up to date
-/// this takes a moment and changes nothing.
+/// (after `cargo test --workspace`, say) this takes a moment and changes
+/// nothing.
 pub fn examples_dir() -> Result<&'static Path, String> {
     examples_dir_announcing(|| {})
 }

@@ -319,12 +319,13 @@ fn example_reqrep(round_trips: u64, timeout: Duration) -> Result<Measured> {
 
 /// The results stream into a fresh database, in a folder of our own.
 fn stored_results(messages: u64, acks: bool, timeout: Duration) -> Result<Measured> {
-    let folder = std::env::temp_dir().join(format!("bench-{}", std::process::id()));
-    std::fs::create_dir_all(&folder)
-        .with_context(|| format!("cannot create {}", folder.display()))?;
-    let measured = example_results(messages, Some(&folder.join("results.db")), acks, timeout);
-    let _ = std::fs::remove_dir_all(&folder);
-    measured
+    let folder = tempfile::tempdir().context("cannot create a folder for the store")?;
+    example_results(
+        messages,
+        Some(&folder.path().join("results.db")),
+        acks,
+        timeout,
+    )
 }
 
 fn example_results(

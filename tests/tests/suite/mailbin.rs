@@ -301,14 +301,6 @@ fn bad_flags_get_a_usage_error() {
 }
 
 #[test]
-fn help_lists_every_flag() {
-    let faker = "--host --port --interval --count --seed --linger --version";
-    tests::assert_help_lists("faker", faker);
-    let mailbin = "--port --bind --count --max-message-size --version";
-    tests::assert_help_lists("mailbin", mailbin);
-}
-
-#[test]
 fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
         let port = free_port().to_string();

@@ -147,11 +147,3 @@ fn waiting_client_stops_cleanly_on_sigint_and_sigterm() {
         client.stop_cleanly(signal, "reqrep_client: stopped after 0 replies");
     }
 }
-
-#[test]
-fn help_lists_every_flag() {
-    let server = "[PORT] --bind --delay --count --max-message-size --version";
-    tests::assert_help_lists("reqrep_server", server);
-    let client = "[PORT] --host --requests --timeout --max-message-size";
-    tests::assert_help_lists("reqrep_client", client);
-}
