@@ -32,7 +32,7 @@ use std::process::ExitCode;
 use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 pub use link::{Link, Received};
 pub use outbox::{Delivery, Outbox};
@@ -125,10 +125,16 @@ pub fn stop_accepting(socket: &zmq::Socket) -> Result<()> {
 /// Connects `socket` to `endpoint`. ZeroMQ connects in the background and
 /// reconnects by itself, so a server that is not running yet is no error.
 pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
-    warn_if_unresolvable(endpoint);
-    socket
-        .connect(endpoint)
-        .with_context(|| format!("cannot connect to {endpoint}"))
+    match socket.connect(endpoint) {
+        Ok(()) => {
+            warn_if_unresolvable(endpoint);
+            Ok(())
+        }
+        Err(zmq::Error::EINVAL) => {
+            bail!("cannot connect to {endpoint}: not a host name or address, and a port")
+        }
+        Err(error) => Err(error).with_context(|| format!("cannot connect to {endpoint}")),
+    }
 }
 
 /// Says once, on stderr, that a `tcp://` host name does not resolve:

@@ -115,3 +115,20 @@ fn a_host_that_does_not_resolve_gets_one_warning_and_zeromq_keeps_trying() {
         assert!(!finished.stderr[0].starts_with("error:"), "{program}");
     }
 }
+
+#[test]
+fn a_host_that_is_not_a_host_name_is_an_error_and_nothing_more() {
+    let port = free_port().to_string();
+    for program in ["reqrep_client", "sub_client"] {
+        let finished = Program::start(program, &[&port, "--host", "bad host!"]).finish(WAIT);
+        assert_eq!(finished.code(), Some(1), "{program}: {finished:?}");
+        // ZeroMQ refuses the endpoint at once: no "keeps trying" warning.
+        assert_eq!(
+            finished.stderr,
+            [format!(
+                "error: cannot connect to tcp://bad host!:{port}: not a host name or address, and a port"
+            )],
+            "{program}"
+        );
+    }
+}
