@@ -916,6 +916,19 @@ pub fn usage_error(program: &str, args: &[&str]) -> String {
         .clone()
 }
 
+/// Waits until every thread of process `pid` is asleep at three looks
+/// 100 ms apart: the program waits for something (a full queue, a peer).
+/// Panics after [`WAIT`].
+pub fn wait_until_asleep(pid: u32) {
+    let deadline = Instant::now() + WAIT;
+    let mut looks = 0;
+    while looks < 3 {
+        assert!(Instant::now() < deadline, "process {pid} never settled");
+        std::thread::sleep(Duration::from_millis(100));
+        looks = if asleep(pid) { looks + 1 } else { 0 };
+    }
+}
+
 /// True when every thread of process `pid` is asleep (state `S`, or
 /// stopped), none running or waiting for a core (from /proc, Linux).
 pub fn asleep(pid: u32) -> bool {

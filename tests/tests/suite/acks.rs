@@ -251,3 +251,27 @@ fn a_computer_with_acks_and_a_saver_without_stops_at_its_window() {
         .count();
     assert_eq!(printed, 100, "each result once: {:?}", saver.stderr);
 }
+
+#[test]
+fn a_computer_stopped_while_its_queue_is_full_counts_only_what_it_sent() {
+    // No saver: the send queue fills at its high-water mark (1000) before
+    // the window (10000), and the next send waits, until Ctrl-C ends it.
+    let [save, ack] = tests::free_ports();
+    let mut computer = computer_with(&save, &ack, RESULTS, &["--interval", "0s"]);
+    tests::wait_until_asleep(computer.id());
+    computer.signal(Signal::SIGINT);
+    computer.wait_for_stderr(
+        "computer: waiting for the saver to acknowledge 1000 results (",
+        WAIT,
+    );
+    let computer = computer.stop(Signal::SIGINT, WAIT);
+    assert_eq!(computer.code(), Some(1), "{computer:?}");
+    assert_eq!(
+        computer.stderr[computer.stderr.len() - 2..],
+        [
+            "computer: unit 3 computed 1000 results, answered 0 commands, 0 acknowledged",
+            "computer: 1000 results not acknowledged"
+        ],
+        "{computer:?}"
+    );
+}

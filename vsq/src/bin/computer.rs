@@ -262,14 +262,12 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
         };
         message.clear();
         serde_json::to_writer(&mut message, &result).context("cannot encode a result")?;
-        if let Some(acks) = &mut acks {
-            acks.keep(result.counter, &message);
-        }
         if !outbox.send(&message)? {
             break;
         }
         counter += 1;
         if let Some(acks) = &mut acks {
+            acks.keep(result.counter, &message);
             // At the window, wait for acknowledgements before computing more.
             let room = args.window as usize - 1;
             if !acks.wait_until(room, &mut outbox, stop::requested)? {
