@@ -144,9 +144,13 @@ fn ranges(counters: &[i64]) -> String {
 /// Reads `0-2,5` back as inclusive ranges.
 fn parse_ranges(text: &str) -> Option<Vec<(i64, i64)>> {
     text.split(',')
-        .map(|range| match range.split_once('-') {
-            Some((first, last)) => Some((first.parse().ok()?, last.parse().ok()?)),
-            None => range.parse().ok().map(|counter| (counter, counter)),
+        .map(|range| {
+            let (first, last) = match range.split_once('-') {
+                Some((first, last)) => (first.parse().ok()?, last.parse().ok()?),
+                None => range.parse().ok().map(|counter| (counter, counter))?,
+            };
+            // Counters start at 0, and a range goes up.
+            (0 <= first && first <= last).then_some((first, last))
         })
         .collect()
 }
@@ -339,6 +343,21 @@ mod tests {
         assert_eq!(ranges(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
         assert_eq!(parse_ranges("0-2,5,7-8").unwrap(), [(0, 2), (5, 5), (7, 8)]);
         assert_eq!(parse_ranges("x"), None);
+        // Counters start at 0, and a range goes up: anything else is no
+        // acknowledgement a saver sends.
+        assert_eq!(parse_ranges("5--9223372036854775808"), None);
+        assert_eq!(parse_ranges("-9223372036854775808-5"), None);
+        assert_eq!(parse_ranges("5-2"), None);
+    }
+
+    #[test]
+    fn an_acknowledgement_no_saver_sends_is_refused() {
+        let mut unacknowledged = Unacknowledged::new(4, Duration::from_secs(1));
+        unacknowledged.keep(0, b"result");
+        unacknowledged
+            .acknowledge(b"4 5--9223372036854775808")
+            .unwrap_err();
+        assert_eq!(unacknowledged.results.len(), 1);
     }
 
     #[test]
