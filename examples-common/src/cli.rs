@@ -3,9 +3,17 @@
 
 use std::time::Duration;
 
+/// The longest duration a flag takes: past any use, and still safe to add
+/// to a reading of the clock (a deadline).
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Parses a duration flag such as `1s`, `250ms` or `0s`.
-pub fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(text)
+pub fn duration(text: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(text).map_err(|error| error.to_string())?;
+    if duration > LONGEST {
+        return Err("longer than 100 years, the most a duration flag takes".to_owned());
+    }
+    Ok(duration)
 }
 
 /// Writes a duration back the way a user types it (`1s`, `250ms`).

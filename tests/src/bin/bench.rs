@@ -51,7 +51,7 @@ struct Args {
     runs: u64,
     /// A run that takes longer than this fails the bench (a duration: 250ms, 1s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "30s",
-          value_parser = humantime::parse_duration)]
+          value_parser = examples_common::cli::duration)]
     timeout: Duration,
 }
 

@@ -52,27 +52,51 @@ fn an_unknown_flag_gets_a_usage_error() {
     }
 }
 
-#[test]
-fn every_duration_flag_says_how_a_duration_is_written() {
-    let mut flags = 0;
+/// Every duration flag of every program, as (program, flag, its help).
+fn duration_flags() -> Vec<(&'static str, String, String)> {
+    let mut flags = Vec::new();
     for program in PROGRAMS {
         let help = Program::start(program, &["--help"]).finish(WAIT);
         let lines = &help.stdout;
         for (at, line) in lines.iter().enumerate() {
-            if !line.contains("<DURATION>") {
+            let Some((before, _)) = line.split_once(" <DURATION>") else {
                 continue;
-            }
+            };
+            let flag = before.trim_start().trim_start_matches("-h, ").to_owned();
             // The help is beside the flag, or on the next line when long.
             let next = lines.get(at + 1).map_or("", String::as_str);
-            assert!(
-                format!("{line} {next}").contains("(a duration: 250ms, 1s, 2m"),
-                "{program}: {line}"
-            );
-            flags += 1;
+            flags.push((program, flag, format!("{line} {next}")));
         }
     }
-    // --delay, --interval (3), --timeout (4), --settle, --quiet-after, --linger (2)
-    assert!(flags >= 12, "only {flags} duration flags found");
+    // --delay, --interval (3), --timeout (4), --settle, --quiet-after,
+    // --linger (2), --ack-timeout
+    assert!(
+        flags.len() >= 13,
+        "only {} duration flags found",
+        flags.len()
+    );
+    flags
+}
+
+#[test]
+fn every_duration_flag_says_how_a_duration_is_written() {
+    for (program, flag, help) in duration_flags() {
+        assert!(
+            help.contains("(a duration: 250ms, 1s, 2m"),
+            "{program} {flag}: {help}"
+        );
+    }
+}
+
+#[test]
+fn a_duration_too_long_for_the_clock_is_a_usage_error() {
+    for (program, flag, _) in duration_flags() {
+        let said = tests::usage_error(program, &[&flag, "18446744073709551615s"]);
+        assert!(
+            said.ends_with("longer than 100 years, the most a duration flag takes"),
+            "{program} {flag}: {said}"
+        );
+    }
 }
 
 #[test]
