@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
 use rusqlite::{Connection, ErrorCode, ToSql};
@@ -78,19 +78,19 @@ impl Store {
         }
         let open = || -> rusqlite::Result<Connection> {
             let connection = Connection::open(path)?;
+            // A locked database makes a statement fail with "busy" after
+            // this long: then the store tries again, looking at Ctrl-C.
+            connection.busy_timeout(stop::SLICE)?;
             // Write-ahead logging: `sqlite3` can read while we write, and a
             // commit is one write to the log.
             connection.pragma_update(None, "journal_mode", "WAL")?;
             connection.pragma_update(None, "synchronous", "NORMAL")?;
-            // A locked database makes a statement fail with "busy" after
-            // this long: then the store tries again, looking at Ctrl-C.
-            connection.busy_timeout(stop::SLICE)?;
             // BEGIN IMMEDIATE takes the write lock: a read-only file fails here.
             connection
                 .execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))
                 .map(|()| connection)
         };
-        let connection = open().map_err(|error| {
+        let connection = while_locked(path, open).map_err(|error| {
             anyhow::anyhow!(
                 "cannot open the store {}: {}",
                 path.display(),
@@ -203,24 +203,45 @@ impl Database {
     /// Opens a transaction, unless one is open: waits while another program
     /// holds the lock, until a second Ctrl-C or SIGTERM.
     fn begin(&self) -> Result<()> {
-        let (program, path) = (crate::program_name(), self.path.display());
-        let mut waited = false;
-        while self.connection.is_autocommit() {
-            match self.connection.execute_batch("BEGIN IMMEDIATE") {
-                Ok(()) if waited => note!("{program}: the store {path} is free again"),
-                Ok(()) => {}
-                Err(error) if is_busy(&error) && stop::signals() < 2 => {
-                    if !waited {
-                        note!(
-                            "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
-                        );
-                        waited = true;
-                    }
+        if !self.connection.is_autocommit() {
+            return Ok(());
+        }
+        while_locked(&self.path, || {
+            self.connection.execute_batch("BEGIN IMMEDIATE")
+        })
+        .map_err(|error| {
+            let path = self.path.display();
+            anyhow!("cannot write to the store {path}: {}", reason(error))
+        })
+    }
+}
+
+/// Tries `attempt` again while another program holds the database's lock
+/// (each try waits the busy timeout), saying so on stderr; a second Ctrl-C
+/// or SIGTERM gives up.
+fn while_locked<T>(
+    path: &Path,
+    mut attempt: impl FnMut() -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    let (program, path) = (crate::program_name(), path.display());
+    let mut waited = false;
+    loop {
+        match attempt() {
+            Err(error) if is_busy(&error) && stop::signals() < 2 => {
+                if !waited {
+                    note!(
+                        "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
+                    );
+                    waited = true;
                 }
-                Err(error) => bail!("cannot write to the store {path}: {}", reason(error)),
+            }
+            outcome => {
+                if waited && outcome.is_ok() {
+                    note!("{program}: the store {path} is free again");
+                }
+                return outcome;
             }
         }
-        Ok(())
     }
 }
 

@@ -524,6 +524,26 @@ fn a_second_signal_gives_up_on_a_locked_store() {
     assert_eq!(store.counters(), Vec::<i64>::new());
 }
 
+#[test]
+fn a_store_locked_when_the_saver_starts_makes_it_wait() {
+    let store = Store::new("results.db");
+    let other = store.open();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let port = free_port().to_string();
+    let mut saver = saver(&port, &store.flag());
+    saver.wait_for_stderr("is locked by another program; waiting for it", WAIT);
+    assert!(saver.is_running(), "{}", saver.transcript());
+    other.execute_batch("COMMIT").unwrap();
+
+    saver.wait_for_stdout("Listening", WAIT);
+    let computer = tests::pusher(&port);
+    let result = r#"{"unit": 8, "counter": 0, "x": 1, "y": 2}"#;
+    computer.send(result.as_bytes(), 0).unwrap();
+    saver.wait_for_stdout("\"counter\": 0", WAIT);
+    saver.stop_cleanly(Signal::SIGTERM, "saver: 1 result received, 0 rejected");
+    assert_eq!(store.counters(), [0]);
+}
+
 // 7. A malformed request.
 
 #[test]
