@@ -136,6 +136,21 @@ impl Store {
         }
     }
 
+    /// True if `query` with `values` finds a row (false without `--store`).
+    pub fn contains(&mut self, query: &str, values: &[&dyn ToSql]) -> Result<bool> {
+        let Some(database) = &mut self.database else {
+            return Ok(false);
+        };
+        let found = database
+            .connection
+            .prepare_cached(query)
+            .and_then(|mut statement| statement.exists(values));
+        found.map_err(|error| {
+            let path = database.path.display();
+            anyhow!("cannot read the store {path}: {}", reason(error))
+        })
+    }
+
     /// Keeps a rejected message, byte for byte, with the reason.
     pub fn reject(&mut self, message: &[u8], reason: &str) -> Result<()> {
         let Some(database) = &mut self.database else {

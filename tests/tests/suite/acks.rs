@@ -275,3 +275,30 @@ fn a_computer_stopped_while_its_queue_is_full_counts_only_what_it_sent() {
         "{computer:?}"
     );
 }
+
+#[test]
+fn a_second_computer_with_the_same_unit_is_rejected_not_dropped() {
+    let server = Server::new();
+    let saver = server.listening_saver();
+    // Two runs of unit 3: the second one's counters are the first one's,
+    // its x and y are not.
+    for _ in 0..2 {
+        let computer = computer_with(&server.save, &server.ack, 100, &["--interval", "0s"]);
+        assert_all_acknowledged(computer, 100);
+    }
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 100 results received, ");
+    assert!(saver.summary().ends_with(" 100 rejected"), "{saver:?}");
+    assert_eq!(server.store.counters(), (0..100).collect::<Vec<_>>());
+    let rejected = server.store.rejected();
+    assert_eq!(rejected.len(), 100);
+    for (payload, reason) in rejected {
+        let text = String::from_utf8(payload).unwrap();
+        assert!(text.starts_with("{\"unit\":3,"), "{text}");
+        assert!(
+            reason.starts_with("result of unit 3 counter ")
+                && reason
+                    .ends_with(" stored already, with other values: another computer uses unit 3"),
+            "{reason}"
+        );
+    }
+}

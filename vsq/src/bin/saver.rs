@@ -79,6 +79,10 @@ fn main() -> ExitCode {
 const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
     VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 
+/// With --ack-port, a result stored already is sent again, or is another
+/// computer's under the same unit: this finds the first.
+const SAME: &str = "SELECT 1 FROM results WHERE unit = ?1 AND counter = ?2 AND x = ?3 AND y = ?4";
+
 /// How many waiting results are read between two polls.
 const BURST: usize = 100;
 
@@ -185,8 +189,8 @@ fn save(args: &Args) -> Result<ExitCode> {
 /// What the saver has read: the results of this burst, and its counts.
 #[derive(Default)]
 struct Saver {
-    /// Each result with its unit and counter, and whether it was new.
-    burst: Vec<(zmq::Message, i64, i64, bool)>,
+    /// Each result with its unit and counter, and what became of it.
+    burst: Vec<(zmq::Message, i64, i64, Stored)>,
     received: u64,
     /// Results received again, and kept once (with --store).
     duplicates: u64,
@@ -205,15 +209,25 @@ impl Saver {
         };
         match checked {
             Ok(result) => {
-                let row = params![result.unit, result.counter, result.x, result.y];
-                match store.insert(INSERT, row, &message.first)? {
-                    Stored::Refused => self.rejected += 1,
-                    stored => {
-                        let (unit, counter) = (result.unit, result.counter);
-                        let new = stored == Stored::New;
-                        self.burst.push((message.first, unit, counter, new));
-                    }
+                let (unit, counter) = (result.unit, result.counter);
+                let row = params![unit, counter, result.x, result.y];
+                let mut stored = store.insert(INSERT, row, &message.first)?;
+                if stored == Stored::Duplicate && !store.contains(SAME, row)? {
+                    // Not sent again: another computer's result. Kept, apart,
+                    // and acknowledged, so that its computer does not send
+                    // it for ever.
+                    let problem = format!(
+                        "result of unit {unit} counter {counter} stored already, with other values: another computer uses unit {unit}"
+                    );
+                    console::reject(&problem, &message.first);
+                    store.reject(&message.first, &problem)?;
+                    stored = Stored::Refused;
                 }
+                match stored {
+                    Stored::Refused => self.rejected += 1,
+                    Stored::New | Stored::Duplicate => {}
+                }
+                self.burst.push((message.first, unit, counter, stored));
             }
             Err(problem) => {
                 let problem = format!("result {problem}");
@@ -229,15 +243,16 @@ impl Saver {
     /// one. Then, with --ack-port, says which results it holds.
     fn keep(&mut self, store: &mut Store, ack_sender: Option<&zmq::Socket>) -> Result<()> {
         store.commit()?;
-        for (message, unit, counter, new) in self.burst.drain(..) {
+        for (message, unit, counter, stored) in self.burst.drain(..) {
             // Without --store nothing is known of duplicates: all are new.
-            match new {
-                true => {
+            match stored {
+                Stored::New => {
                     // print "Computer requested a save: %s" % message
                     say!("Computer requested a save: {}", console::whole(&message));
                     self.received += 1;
                 }
-                false => self.duplicates += 1,
+                Stored::Duplicate => self.duplicates += 1,
+                Stored::Refused => {}
             }
             if ack_sender.is_some() {
                 self.kept.add(unit, counter);
