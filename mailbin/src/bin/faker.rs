@@ -79,6 +79,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
         // before any line the mailbin prints about it.
         say!("{}", serde_json::to_string_pretty(&form)?);
         if !outbox.send(serde_json::to_string(&form)?.as_bytes())? {
+            note!("faker: stopped before the form shown last was sent");
             break;
         }
         pushed += 1;

@@ -333,3 +333,29 @@ fn faker_stops_cleanly_on_sigint_and_sigterm() {
         );
     }
 }
+
+#[test]
+fn a_faker_stopped_while_its_queue_is_full_says_the_last_form_shown_was_not_sent() {
+    // No mailbin: the queue fills at its high-water mark (1000) and the
+    // next send waits, until Ctrl-C ends it.
+    let port = free_port().to_string();
+    let mut faker = faker(&port, &[]);
+    tests::wait_until_asleep(faker.id());
+    faker.signal(Signal::SIGINT);
+    faker.wait_for_stderr("faker: waiting for a mailbin", WAIT);
+    let faker = faker.stop(Signal::SIGINT, WAIT);
+    assert_eq!(faker.code(), Some(1), "{:?}", faker.stderr);
+    assert_eq!(printed_forms(&faker).len(), 1001);
+    let stderr = &faker.stderr;
+    assert_eq!(
+        stderr[0],
+        "faker: stopped before the form shown last was sent"
+    );
+    assert_eq!(
+        stderr[stderr.len() - 2..],
+        [
+            "faker: 1000 forms made",
+            "faker: up to 1000 forms dropped (never sent)"
+        ]
+    );
+}
