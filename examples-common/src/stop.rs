@@ -43,8 +43,10 @@ pub fn signals() -> usize {
 
 /// A wait at exit (for queued messages to leave, for acknowledgements):
 /// it ends at `--linger` when one is given, and at one more Ctrl-C or
-/// SIGTERM than had come when it began.
+/// SIGTERM than had come when it began, or at the second, whichever is
+/// first: two signals before the wait began end it at once.
 pub struct LastWait {
+    /// Ended by more signals than this: the count when it began, at most 1.
     signals: usize,
     started: Instant,
     linger: Option<Duration>,
@@ -52,7 +54,7 @@ pub struct LastWait {
 
 impl LastWait {
     pub fn new(linger: Option<Duration>) -> LastWait {
-        let (signals, started) = (signals(), Instant::now());
+        let (signals, started) = (signals().min(1), Instant::now());
         LastWait {
             signals,
             started,

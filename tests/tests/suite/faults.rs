@@ -123,6 +123,47 @@ fn second_signal_ends_a_computer_whose_saver_stalled() {
     assert_says_what_it_dropped(&computer);
 }
 
+#[test]
+fn two_signals_before_the_exit_wait_end_it_at_once() {
+    // Nobody reads the faker's stdout for now: it stops in a `print`, and
+    // both signals come before it reaches its exit wait.
+    let port = free_port().to_string();
+    let mut faker = Command::new(tests::binary("faker"))
+        .args(["--port", &port, "--interval", "0s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut stdout, mut stderr) = (faker.stdout.take().unwrap(), faker.stderr.take().unwrap());
+    tests::wait_until_asleep(faker.id());
+    let pid = nix::unistd::Pid::from_raw(faker.id() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+    // Apart, so that the kernel does not merge them into one.
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = faker.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            faker.kill().unwrap();
+            panic!("the faker still waited after two signals");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert_eq!(status.code(), Some(1), "{said}");
+    let last = said.lines().last().unwrap();
+    assert!(
+        last.starts_with("faker: up to ") && last.ends_with(" forms dropped (never sent)"),
+        "{said}"
+    );
+}
+
 /// Exit 1 saying `up to N results dropped`, or, when its kernel found
 /// room for the last results after all, exit 0 saying nothing of a drop.
 ///
