@@ -87,12 +87,16 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
             }
         };
         let temperature = match message.multipart() {
-            None => parse_update(&message.first, &args.zipcode),
-            Some(_) => None,
+            Some(problem) => Err(problem),
+            None => parse_update(&message.first, &args.zipcode)
+                .ok_or_else(|| "not an update \"<zipcode> <integer>\"".to_owned()),
         };
-        let Some(temperature) = temperature else {
-            console::reject("not an update \"<zipcode> <integer>\"", &message.first);
-            continue;
+        let temperature = match temperature {
+            Ok(temperature) => temperature,
+            Err(problem) => {
+                console::reject(problem, &message.first);
+                continue;
+            }
         };
         total_temperature += i128::from(temperature);
         received += 1;

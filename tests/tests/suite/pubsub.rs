@@ -139,6 +139,20 @@ fn subscriber_skips_bad_and_foreign_updates_and_floors_a_negative_average() {
 }
 
 #[test]
+fn subscriber_rejects_an_update_of_two_frames_saying_so() {
+    let port = free_port().to_string();
+    let (publisher, subscriber) = publisher_with_subscriber(&port, &["--updates", "1"]);
+    publisher.send_multipart(["10001 7", "extra"], 0).unwrap();
+    publisher.send("10001 5", 0).unwrap();
+    let subscriber = subscriber.finish_successfully();
+    assert_eq!(subscriber.stdout[1], "10001 5");
+    assert_eq!(
+        subscriber.stderr,
+        ["rejected: a message of 2 frames (12 bytes) where one frame was expected: 10001 7"]
+    );
+}
+
+#[test]
 fn subscriber_with_timeout_and_no_publisher_fails_clearly() {
     let port = free_port().to_string();
     let args = [&port, "--host", "127.0.0.1", "--timeout", "200ms"];
