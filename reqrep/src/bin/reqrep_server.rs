@@ -60,7 +60,7 @@ fn serve(args: &Args) -> Result<ExitCode> {
 
     let mut poller = Poller::new();
     poller.register(&socket);
-    let mut replies = 0;
+    let (mut replies, mut rejected) = (0, 0);
     while args.count.is_none_or(|count| replies < count) {
         // Wait for the next request from a client.
         if !poller.poll(None)? {
@@ -74,7 +74,10 @@ fn serve(args: &Args) -> Result<ExitCode> {
         };
         match request.multipart() {
             None => say!("Received request: {}", console::whole(&request.first)),
-            Some(problem) => console::reject(format!("request {problem}"), &request.first),
+            Some(problem) => {
+                console::reject(format!("request {problem}"), &request.first);
+                rejected += 1;
+            }
         }
 
         // Do some "work", then send the reply back to the client: a REP
@@ -84,8 +87,13 @@ fn serve(args: &Args) -> Result<ExitCode> {
         examples_common::send(&socket, reply.as_bytes(), 0)?;
         replies += 1;
     }
+    let rejected = match rejected {
+        0 => String::new(),
+        1 => ", 1 to a rejected request".to_owned(),
+        n => format!(", {n} to rejected requests"),
+    };
     note!(
-        "reqrep_server: {} sent",
+        "reqrep_server: {} sent{rejected}",
         console::count(replies, ["reply", "replies"])
     );
     Ok(ExitCode::SUCCESS)

@@ -92,6 +92,11 @@ fn server_answers_any_request_and_keeps_serving() {
         format!("World from {port}").as_bytes()
     );
     server.wait_for_stdout("Received request: Hello", WAIT);
+    // The summary counts the rejected request apart.
+    server.stop_cleanly(
+        Signal::SIGINT,
+        "reqrep_server: 3 replies sent, 1 to a rejected request",
+    );
 }
 
 #[test]
