@@ -88,9 +88,10 @@ pub fn receiver(
 /// (`cannot bind tcp://*:5556: Address already in use`).
 pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
     match socket.bind(endpoint) {
-        // libzmq reads what is not an address as an interface's name.
+        // libzmq reads what is not an IP address as an interface's name:
+        // it resolves no host names when binding (`localhost` included).
         Err(zmq::Error::ENODEV) => anyhow::bail!(
-            "cannot bind {endpoint}: not an address, nor a network interface, of this machine"
+            "cannot bind {endpoint}: not an IP address, nor a network interface, of this machine (a bind takes no host names)"
         ),
         bound => bound.with_context(|| format!("cannot bind {endpoint}")),
     }
