@@ -278,7 +278,18 @@ fn computer_hears_commands_again_after_an_oversized_one() {
         serde_json::json!({"unit": 21, "status": "configured"})
     );
     computer.wait_for_stderr("computer: lost the connection to", WAIT);
-    computer.stop_cleanly(Signal::SIGTERM, "answered 1 command");
+    let computer = computer.stop_cleanly(Signal::SIGTERM, "answered 1 command");
+    // Ready once at the start and once after the command: connecting
+    // again is no news on stdout.
+    assert_eq!(
+        computer.stdout,
+        [
+            "Aye sir, unit 21 ready for your commands ...",
+            r#"Message received: 'politiche2013 {"cmd": "configure"}'"#,
+            "Sending reply to server",
+            "Aye sir, unit 21 ready for your commands ...",
+        ]
+    );
 }
 
 #[test]

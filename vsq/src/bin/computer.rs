@@ -170,10 +170,13 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let mut answered = 0;
     loop {
         say!("Aye sir, unit {unit} ready for your commands ...");
-        let message = match link.receive(&cmd_receiver, None)? {
-            Received::Message(message) => message,
-            Received::Reconnected => continue,
-            Received::TimedOut | Received::Stopped => return Ok(answered),
+        let message = loop {
+            match link.receive(&cmd_receiver, None)? {
+                Received::Message(message) => break message,
+                // Commands published meanwhile are gone: listen on.
+                Received::Reconnected => continue,
+                Received::TimedOut | Received::Stopped => return Ok(answered),
+            }
         };
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
