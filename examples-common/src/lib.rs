@@ -59,15 +59,14 @@ pub fn tcp(host: &str, port: u16) -> String {
 /// Creates a socket of `kind`. Its connections ping the peer every second
 /// (ZMTP heartbeats) and give it up after 3 s of silence: a peer that
 /// vanished without closing (a host down, a cable pulled) sends no FIN, and
-/// TCP alone would notice nothing for minutes.
+/// TCP alone would notice nothing for minutes. (A bound socket gives no
+/// peer up: see [`bind`].)
 pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
     let socket = context
         .socket(kind)
         .with_context(|| format!("cannot create a {kind:?} socket"))?;
     socket.set_heartbeat_ivl(1000)?;
     socket.set_heartbeat_timeout(3000)?;
-    // The peer gives us up, too, when it hears nothing for as long.
-    socket.set_heartbeat_ttl(3000)?;
     Ok(socket)
 }
 
@@ -86,7 +85,15 @@ pub fn receiver(
 
 /// Binds `socket` to `endpoint`, saying which endpoint when that fails
 /// (`cannot bind tcp://*:5556: Address already in use`).
+///
+/// Trap: a server that stops reading (its queue full behind a locked
+/// store, a slow terminal) reads no heartbeat answers either. Were it to
+/// give up the peers it no longer hears, it would drop their connections
+/// and what they carried. So a bound socket gives no peer up: it keeps
+/// pinging them, which tells them it is alive, and they, the side that
+/// connects again, notice a dead link.
 pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
+    socket.set_heartbeat_timeout(0)?;
     match socket.bind(endpoint) {
         // libzmq reads what is not an IP address as an interface's name:
         // it resolves no host names when binding (`localhost` included).

@@ -302,3 +302,25 @@ fn a_second_computer_with_the_same_unit_is_rejected_not_dropped() {
         );
     }
 }
+
+#[test]
+fn a_locked_store_holds_the_stream_back_without_a_lost_connection() {
+    let server = Server::new();
+    let mut saver = server.listening_saver();
+    // Locked well past the heartbeats' 3 s: a saver that reads nothing for
+    // a while must not give its computer up, nor it the saver. (Without
+    // acknowledgements, what a dropped connection held would be lost;
+    // with them, it is sent again, and a lost connection is said.)
+    let other = server.store.open();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let locked_at = Instant::now();
+    let computer = computer_with(&server.save, &server.ack, 20_000, &["--interval", "0s"]);
+    saver.wait_for_stderr("is locked by another program; waiting for it", WAIT);
+    std::thread::sleep(std::time::Duration::from_secs(6).saturating_sub(locked_at.elapsed()));
+    other.execute_batch("COMMIT").unwrap();
+
+    let computer = computer.finish_successfully();
+    let lost = |line: &String| line.contains("lost the connection");
+    assert!(!computer.stderr.iter().any(lost), "{computer:?}");
+    server.assert_every_result_kept_once(saver, 20_000);
+}
