@@ -55,7 +55,7 @@ fn request(args: &Args) -> Result<ExitCode> {
     // connection for good; the link watches it and connects again.
     let mut link = Link::connect(&context, &socket, &endpoint)?;
 
-    let mut replies = 0;
+    let (mut replies, mut rejected) = (0, 0);
     for request in 1..=args.requests {
         say!("Sending request {request} ...");
         examples_common::send(&socket, b"Hello", 0)?;
@@ -77,9 +77,16 @@ fn request(args: &Args) -> Result<ExitCode> {
                 }
             }
         };
-        let Some(reply) = reply else { break };
+        let Some(reply) = reply else {
+            note!(
+                "reqrep_client: stopped after {}",
+                console::count(replies, ["reply", "replies"])
+            );
+            return Ok(ExitCode::SUCCESS);
+        };
         if let Some(problem) = reply.multipart() {
             console::reject(format!("reply {problem}"), &reply.first);
+            rejected += 1;
             continue;
         }
         say!(
@@ -88,9 +95,9 @@ fn request(args: &Args) -> Result<ExitCode> {
         );
         replies += 1;
     }
-    if replies < args.requests {
+    if rejected > 0 {
         note!(
-            "reqrep_client: stopped after {}",
+            "reqrep_client: {} received, {rejected} rejected",
             console::count(replies, ["reply", "replies"])
         );
     }

@@ -46,6 +46,29 @@ fn client_started_before_server_still_gets_its_replies() {
 }
 
 #[test]
+fn client_rejects_a_reply_of_two_frames_and_counts_it_apart() {
+    let port = free_port().to_string();
+    let server = tests::bound(zmq::REP, &port);
+    let client = client(&port, &["--requests", "3"]);
+    for reply in [&["World", "extra"][..], &["World"], &["World"]] {
+        assert_eq!(server.recv_bytes(0).unwrap(), b"Hello");
+        server.send_multipart(reply, 0).unwrap();
+    }
+    let client = client.finish_successfully();
+    assert_eq!(
+        client.stdout[client.stdout.len() - 2..],
+        ["Sending request 3 ...", "Received reply 3 [ World ]"]
+    );
+    assert_eq!(
+        client.stderr,
+        [
+            "rejected: reply a message of 2 frames (10 bytes) where one frame was expected: World",
+            "reqrep_client: 2 replies received, 1 rejected",
+        ]
+    );
+}
+
+#[test]
 fn client_with_timeout_and_no_server_fails_clearly() {
     let port = free_port().to_string();
     let client = client(&port, &["--timeout", "200ms"]).finish(WAIT);
