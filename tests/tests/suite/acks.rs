@@ -304,7 +304,7 @@ fn a_second_computer_with_the_same_unit_is_rejected_not_dropped() {
 }
 
 #[test]
-fn a_locked_store_holds_the_stream_back_without_a_lost_connection() {
+fn a_locked_store_holds_the_stream_back_and_then_stores_everything() {
     let server = Server::new();
     let mut saver = server.listening_saver();
     // Locked well past the heartbeats' 3 s: a saver that reads nothing for
@@ -322,5 +322,6 @@ fn a_locked_store_holds_the_stream_back_without_a_lost_connection() {
     let computer = computer.finish_successfully();
     let lost = |line: &String| line.contains("lost the connection");
     assert!(!computer.stderr.iter().any(lost), "{computer:?}");
+    saver.wait_for_stderr("is free again", WAIT);
     server.assert_every_result_kept_once(saver, 20_000);
 }
