@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context as _, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
 use rusqlite::{Connection, ErrorCode, ToSql};
@@ -90,13 +90,8 @@ impl Store {
                 .execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))
                 .map(|()| connection)
         };
-        let connection = while_locked(path, open).map_err(|error| {
-            anyhow::anyhow!(
-                "cannot open the store {}: {}",
-                path.display(),
-                reason(error)
-            )
-        })?;
+        let connection = while_locked(path, open)
+            .with_context(|| format!("cannot open the store {}", path.display()))?;
         note!(
             "{}: storing what it receives in {}",
             crate::program_name(),
@@ -258,6 +253,15 @@ fn while_locked<T>(
             }
         }
     }
+}
+
+/// True when [`Store::open`] failed because rows already stored break a
+/// rule of the schema (a unique index over rows that repeat).
+pub fn breaks_schema(error: &anyhow::Error) -> bool {
+    error
+        .downcast_ref::<rusqlite::Error>()
+        .and_then(rusqlite::Error::sqlite_error_code)
+        == Some(ErrorCode::ConstraintViolation)
 }
 
 /// SQLite's own message, which says it all ("file is not a database").

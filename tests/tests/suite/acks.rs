@@ -325,3 +325,28 @@ fn a_locked_store_holds_the_stream_back_and_then_stores_everything() {
     saver.wait_for_stderr("is free again", WAIT);
     server.assert_every_result_kept_once(saver, 20_000);
 }
+
+#[test]
+fn a_store_with_a_result_twice_is_refused_for_ack_port_saying_why() {
+    let server = Server::new();
+    let port = free_port().to_string();
+    let store = server.store.flag();
+    let mut saver = Program::start("saver", &tests::listener_args(&port, &store));
+    saver.wait_for_stdout("Listening", WAIT);
+    let computer = tests::pusher(&port);
+    for _ in 0..2 {
+        let result = r#"{"unit": 3, "counter": 0, "x": 1, "y": 2}"#;
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    saver.wait_for_stdout("\"counter\": 0, \"x\": 1, \"y\": 2}", WAIT);
+    saver.stop_cleanly(Signal::SIGTERM, "saver: 2 results received, 0 rejected");
+
+    let saver = server.saver().finish(WAIT);
+    assert_eq!(saver.code(), Some(1), "{saver:?}");
+    assert!(
+        saver.stderr[0].starts_with(
+            "error: --ack-port keeps each (unit, counter) once, and this store holds one twice (it was written without --ack-port): use another file: cannot open the store "
+        ),
+        "{saver:?}"
+    );
+}

@@ -41,7 +41,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use examples_common::store::{Store, Stored, params};
+use examples_common::store::{self, Store, Stored, params};
 use examples_common::{Incoming, Poller, cli, console, note, say};
 use vsq::Computation;
 
@@ -108,7 +108,14 @@ fn save(args: &Args) -> Result<ExitCode> {
         Some(_) => format!("{RESULTS}; {ONCE}"),
         None => RESULTS.to_owned(),
     };
-    let mut store = Store::open(args.store.as_deref(), &schema)?;
+    let mut store = Store::open(args.store.as_deref(), &schema).map_err(|error| {
+        match args.ack_port.is_some() && store::breaks_schema(&error) {
+            true => error.context(
+                "--ack-port keeps each (unit, counter) once, and this store holds one twice (it was written without --ack-port): use another file",
+            ),
+            false => error,
+        }
+    })?;
 
     let context = zmq::Context::new();
     // Socket to receive the computers' save requests (named as in saver.py).
