@@ -230,9 +230,8 @@ impl Saver {
                     store.reject(&message.first, &problem)?;
                     stored = Stored::Refused;
                 }
-                match stored {
-                    Stored::Refused => self.rejected += 1,
-                    Stored::New | Stored::Duplicate => {}
+                if stored == Stored::Refused {
+                    self.rejected += 1;
                 }
                 self.burst.push((message.first, unit, counter, stored));
             }
