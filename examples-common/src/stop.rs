@@ -5,6 +5,7 @@
 //! before the handler (on a thread of its own) has counted it. So no
 //! program trusts one long blocking call: each waits in slices of [`SLICE`].
 
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,10 +17,29 @@ pub const SLICE: Duration = Duration::from_millis(50);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
+/// How long a second Ctrl-C or SIGTERM leaves a program to end by itself.
+const GRACE: Duration = Duration::from_secs(1);
+
 /// Counts Ctrl-C and SIGTERM from now on instead of dying of them.
+///
+/// Trap: a program can be stuck where it cannot look at the count, in a
+/// print to a pipe nobody reads (`saver | less`, the pager stopped). So a
+/// second signal also starts a clock: a program still running a second
+/// later is ended there and then, exit 1.
 pub fn install() -> Result<()> {
     ctrlc::set_handler(|| {
-        SIGNALS.fetch_add(1, Ordering::SeqCst);
+        if SIGNALS.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+            std::thread::spawn(|| {
+                std::thread::sleep(GRACE);
+                // Straight to stderr: the stuck print holds stdout's lock.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)",
+                    crate::program_name()
+                );
+                std::process::exit(1);
+            });
+        }
     })
     .context("cannot install the Ctrl-C handler")
 }

@@ -164,6 +164,53 @@ fn two_signals_before_the_exit_wait_end_it_at_once() {
     );
 }
 
+#[test]
+fn a_second_signal_ends_a_saver_stuck_in_a_print_nobody_reads() {
+    // Nobody ever reads the saver's stdout: it stops in a `print`, where
+    // it cannot look at signals.
+    let port = free_port().to_string();
+    let mut saver = Command::new(tests::binary("saver"))
+        .args(tests::listener_args(&port, &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (_stdout, mut stderr) = (saver.stdout.take().unwrap(), saver.stderr.take().unwrap());
+    let computer = tests::pusher(&port);
+    for counter in 0..3000 {
+        let result = format!(r#"{{"unit": 1, "counter": {counter}, "x": 1, "y": 2}}"#);
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    wait_until_stuck(&port, saver.id());
+    let pid = nix::unistd::Pid::from_raw(saver.id() as i32);
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    // Apart, so that the kernel does not merge them into one.
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = saver.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            saver.kill().unwrap();
+            panic!("the saver still ran after two signals");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    assert_eq!(status.code(), Some(1), "{said}");
+    assert_eq!(
+        said.lines().last(),
+        Some(
+            "saver: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)"
+        ),
+        "{said}"
+    );
+}
+
 /// Exit 1 saying `up to N results dropped`, or, when its kernel found
 /// room for the last results after all, exit 0 saying nothing of a drop.
 ///
