@@ -104,6 +104,11 @@ impl Outbox {
         Ok(true)
     }
 
+    /// True while a peer is connected (as last read).
+    pub fn is_connected(&self) -> bool {
+        self.link.is_connected()
+    }
+
     /// True once after a lost connection was made again: what was on the
     /// old one may be lost.
     pub fn reconnected(&mut self) -> Result<bool> {

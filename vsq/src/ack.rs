@@ -308,7 +308,15 @@ impl Acks {
             // What was on a lost connection may be lost: send it all again.
             // Otherwise, send again what waited too long.
             let reconnected = outbox.reconnected()?;
-            if reconnected || self.unacknowledged.overdue() {
+            if reconnected {
+                // The saver there now may be another, one that acknowledges
+                // nothing: send again on a timeout only once it has.
+                self.unacknowledged.heard = false;
+            }
+            // (While no saver is connected, what is sent again only piles
+            // up in the queue: a reconnect sends it all again anyway.)
+            let overdue = outbox.is_connected() && self.unacknowledged.overdue();
+            if reconnected || overdue {
                 let send = |message: &[u8]| outbox.send(message);
                 self.unacknowledged.resend(reconnected, send)?;
             }

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tests::relay::Relay;
@@ -349,4 +350,44 @@ fn a_store_with_a_result_twice_is_refused_for_ack_port_saying_why() {
         ),
         "{saver:?}"
     );
+}
+
+#[test]
+fn a_saver_restarted_without_acks_is_not_sent_the_same_results_again_and_again() {
+    let server = Server::new();
+    let mut saver = server.listening_saver();
+    let more = [
+        "--interval",
+        "1ms",
+        "--window",
+        "100",
+        "--ack-timeout",
+        "50ms",
+    ];
+    let mut computer = computer_with(&server.save, &server.ack, RESULTS, &more);
+    wait_for_results(&mut saver, 200);
+    saver.stop(Signal::SIGKILL, WAIT);
+
+    // As the original's saver: it acknowledges nothing. The computer sends
+    // it again what was not acknowledged, once, as after any reconnect
+    // (what was queued meanwhile may so come twice), then stops at its
+    // window: it sends again on a timeout only to a saver that acknowledges.
+    let mut saver = Program::start("saver", &tests::listener_args(&server.save, &[]));
+    wait_for_results(&mut saver, 100);
+    // Ten --ack-timeouts, in which a computer that did would send again.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    computer.signal(Signal::SIGINT);
+    computer.wait_for_stderr(
+        "computer: waiting for the saver to acknowledge 100 results",
+        WAIT,
+    );
+    computer.stop(Signal::SIGINT, WAIT);
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: ");
+    let counters = tests::numbers_after(&saver.stdout, "Computer requested a save: ", "counter");
+    let mut times = BTreeMap::<i64, usize>::new();
+    for counter in counters {
+        *times.entry(counter).or_default() += 1;
+    }
+    assert_eq!(times.len(), 100, "{times:?}");
+    assert!(times.values().all(|&times| times <= 2), "{times:?}");
 }
