@@ -60,6 +60,14 @@ impl Kept {
         hold(self.held.entry(unit).or_default(), counter);
     }
 
+    /// True if `counter` of `unit` was kept already: it is sent again.
+    pub fn holds(&self, unit: i64, counter: i64) -> bool {
+        self.held.get(&unit).is_some_and(|ranges| {
+            let at = ranges.partition_point(|&(_, last)| last < counter);
+            ranges.get(at).is_some_and(|&(first, _)| first <= counter)
+        })
+    }
+
     /// One acknowledgement per unit for what was kept since the last call,
     /// `"<unit> <ranges>"`.
     pub fn take_acknowledgements(&mut self) -> Vec<String> {
@@ -383,6 +391,8 @@ mod tests {
         kept.add(42, 9);
         kept.add(42, 7);
         assert_eq!(kept.everything_for(b"42 ").unwrap(), "42 0-4,7,9");
+        assert!(kept.holds(42, 0) && kept.holds(42, 3) && kept.holds(42, 9));
+        assert!(!kept.holds(42, 5) && !kept.holds(42, 10) && !kept.holds(7, 1));
         assert_eq!(kept.everything_for(b"8 "), None);
 
         let mut unacknowledged = Unacknowledged::new(42, Duration::from_secs(1));

@@ -391,3 +391,19 @@ fn a_saver_restarted_without_acks_is_not_sent_the_same_results_again_and_again()
     assert_eq!(times.len(), 100, "{times:?}");
     assert!(times.values().all(|&times| times <= 2), "{times:?}");
 }
+
+#[test]
+fn a_saver_without_a_store_prints_a_result_sent_again_once() {
+    let [save, ack] = tests::free_ports();
+    let mut saver = Program::start("saver", &tests::listener_args(&save, &["--ack-port", &ack]));
+    saver.wait_for_stdout("Listening", WAIT);
+    // Acknowledgements that cannot keep up: many results are sent again.
+    let more = ["--interval", "0s", "--ack-timeout", "1ms"];
+    let computer = computer_with(&save, &ack, 5000, &more);
+    assert_all_acknowledged(computer, 5000);
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 5000 results received, ");
+    let mut counters =
+        tests::numbers_after(&saver.stdout, "Computer requested a save: ", "counter");
+    counters.sort();
+    assert_eq!(counters, (0..5000).collect::<Vec<_>>());
+}

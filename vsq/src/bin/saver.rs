@@ -146,7 +146,10 @@ fn save(args: &Args) -> Result<ExitCode> {
     let subscriptions_index = ack_sender.as_ref().map(|socket| poller.register(socket));
     say!("Listening to save requests from computers");
 
-    let mut saver = Saver::default();
+    let mut saver = Saver {
+        acknowledging: args.ack_port.is_some(),
+        ..Saver::default()
+    };
     let ack_sender = ack_sender.as_ref();
     while args.count.is_none_or(|count| saver.received < count) {
         // socks = dict(poller.poll()): false on Ctrl-C.
@@ -196,13 +199,15 @@ fn save(args: &Args) -> Result<ExitCode> {
 /// What the saver has read: the results of this burst, and its counts.
 #[derive(Default)]
 struct Saver {
-    /// Each result with its unit and counter, and what became of it.
-    burst: Vec<(zmq::Message, i64, i64, Stored)>,
+    /// Each result, and what became of it.
+    burst: Vec<(zmq::Message, Stored)>,
     received: u64,
     /// Results received again, and kept once (with --store).
     duplicates: u64,
     rejected: u64,
-    /// With --ack-port: which results it holds (see vsq::ack).
+    /// With --ack-port: which results it holds (see vsq::ack), told only
+    /// once they are kept.
+    acknowledging: bool,
     kept: vsq::ack::Kept,
 }
 
@@ -230,10 +235,18 @@ impl Saver {
                     store.reject(&message.first, &problem)?;
                     stored = Stored::Refused;
                 }
+                if self.acknowledging {
+                    // Without --store nothing is looked up: what it holds
+                    // tells a result sent again.
+                    if stored == Stored::New && self.kept.holds(unit, counter) {
+                        stored = Stored::Duplicate;
+                    }
+                    self.kept.add(unit, counter);
+                }
                 if stored == Stored::Refused {
                     self.rejected += 1;
                 }
-                self.burst.push((message.first, unit, counter, stored));
+                self.burst.push((message.first, stored));
             }
             Err(problem) => {
                 let problem = format!("result {problem}");
@@ -249,8 +262,7 @@ impl Saver {
     /// one. Then, with --ack-port, says which results it holds.
     fn keep(&mut self, store: &mut Store, ack_sender: Option<&zmq::Socket>) -> Result<()> {
         store.commit()?;
-        for (message, unit, counter, stored) in self.burst.drain(..) {
-            // Without --store nothing is known of duplicates: all are new.
+        for (message, stored) in self.burst.drain(..) {
             match stored {
                 Stored::New => {
                     // print "Computer requested a save: %s" % message
@@ -259,9 +271,6 @@ impl Saver {
                 }
                 Stored::Duplicate => self.duplicates += 1,
                 Stored::Refused => {}
-            }
-            if ack_sender.is_some() {
-                self.kept.add(unit, counter);
             }
         }
         if let Some(ack_sender) = ack_sender {
