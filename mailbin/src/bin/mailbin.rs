@@ -105,30 +105,33 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let mut poller = Poller::new();
     let forms = poller.register(&form_receiver);
     let mut mailbin = Mailbin::default();
-    while args.count.is_none_or(|count| mailbin.received < count) {
-        // socks = dict(poller.poll()): false on Ctrl-C.
-        if !poller.poll(None)? {
-            // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
-            examples_common::stop_accepting(&form_receiver)?;
-            while let Some(message) = examples_common::take(&form_receiver)? {
-                mailbin.read(message, &mut store)?;
+    // The loop's error (a store given up) waits until the summary is out.
+    let served = (|| -> Result<()> {
+        while args.count.is_none_or(|count| mailbin.received < count) {
+            // socks = dict(poller.poll()): false on Ctrl-C.
+            if !poller.poll(None)? {
+                // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
+                examples_common::stop_accepting(&form_receiver)?;
+                while let Some(message) = examples_common::take(&form_receiver)? {
+                    mailbin.read(message, &mut store)?;
+                }
+                return mailbin.keep(&mut store);
             }
-            mailbin.keep(&mut store)?;
-            break;
-        }
-        if poller.is_readable(forms) {
-            if let Some(message) = examples_common::take(&form_receiver)? {
-                mailbin.read(message, &mut store)?;
+            if poller.is_readable(forms) {
+                if let Some(message) = examples_common::take(&form_receiver)? {
+                    mailbin.read(message, &mut store)?;
+                }
+                mailbin.keep(&mut store)?;
             }
-            mailbin.keep(&mut store)?;
         }
-    }
+        Ok(())
+    })();
     note!(
         "mailbin: {} received, {} rejected",
         console::count(mailbin.received, ["form", "forms"]),
         mailbin.rejected
     );
-    Ok(ExitCode::SUCCESS)
+    served.map(|()| ExitCode::SUCCESS)
 }
 
 /// What the mailbin has read: who sent the forms not printed yet, and its counts.

@@ -586,15 +586,44 @@ fn a_second_signal_gives_up_on_a_locked_store() {
     assert!(saver.is_running(), "{}", saver.transcript());
     saver.signal(Signal::SIGTERM);
     let saver = saver.finish(WAIT);
-    assert_eq!(saver.code(), Some(1), "{saver:?}");
-    let last = saver.stderr.last().unwrap();
+    assert_gave_up_on_the_store(&saver, "saver: 0 results received, 0 rejected");
+    other.execute_batch("COMMIT").unwrap();
+    assert_eq!(store.counters(), Vec::<i64>::new());
+}
+
+/// Exit 1, the summary, then the store's error, last.
+fn assert_gave_up_on_the_store(finished: &tests::Finished, summary: &str) {
+    assert_eq!(finished.code(), Some(1), "{finished:?}");
+    let [said, last] = &finished.stderr[finished.stderr.len() - 2..] else {
+        panic!("{finished:?}");
+    };
+    assert_eq!(said, summary, "{finished:?}");
     assert!(
         last.starts_with("error: cannot write to the store ")
             && last.ends_with(": database is locked"),
-        "{saver:?}"
+        "{finished:?}"
     );
+}
+
+#[test]
+fn a_second_signal_gives_up_on_a_locked_store_of_mailbin_too() {
+    let store = Store::new("forms.db");
+    let port = free_port().to_string();
+    let args = [&["--port", &port, "--bind", "127.0.0.1"][..], &store.flag()].concat();
+    let mut mailbin = Program::start("mailbin", &args);
+    mailbin.wait_for_stdout("Mailbin listening", WAIT);
+    let other = store.open();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let faker = tests::pusher(&port);
+    faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
+    mailbin.wait_for_stderr("is locked by another program; waiting for it", WAIT);
+
+    mailbin.signal(Signal::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    mailbin.signal(Signal::SIGTERM);
+    let mailbin = mailbin.finish(WAIT);
+    assert_gave_up_on_the_store(&mailbin, "mailbin: 0 forms received, 0 rejected");
     other.execute_batch("COMMIT").unwrap();
-    assert_eq!(store.counters(), Vec::<i64>::new());
 }
 
 #[test]

@@ -151,39 +151,42 @@ fn save(args: &Args) -> Result<ExitCode> {
         ..Saver::default()
     };
     let ack_sender = ack_sender.as_ref();
-    while args.count.is_none_or(|count| saver.received < count) {
-        // socks = dict(poller.poll()): false on Ctrl-C.
-        if !poller.poll(None)? {
-            // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
-            examples_common::stop_accepting(&req_receiver)?;
-            while let Some(message) = examples_common::take(&req_receiver)? {
-                saver.read(message, &mut store)?;
+    // The loop's error (a store given up) waits until the summary is out.
+    let served = (|| -> Result<()> {
+        while args.count.is_none_or(|count| saver.received < count) {
+            // socks = dict(poller.poll()): false on Ctrl-C.
+            if !poller.poll(None)? {
+                // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
+                examples_common::stop_accepting(&req_receiver)?;
+                while let Some(message) = examples_common::take(&req_receiver)? {
+                    saver.read(message, &mut store)?;
+                }
+                return saver.keep(&mut store, ack_sender);
             }
-            saver.keep(&mut store, ack_sender)?;
-            break;
-        }
-        if poller.is_readable(req_index) {
-            // Take what is waiting, up to a burst, before polling again: a
-            // stream then costs one poll and one commit per burst, not per result.
-            let room = |saver: &Saver| {
-                let taken = saver.received + saver.burst.len() as u64;
-                saver.burst.len() < BURST && args.count.is_none_or(|count| taken < count)
-            };
-            while room(&saver) {
-                // message = req_receiver.recv(), without waiting.
-                match examples_common::take(&req_receiver)? {
-                    Some(message) => saver.read(message, &mut store)?,
-                    None => break,
+            if poller.is_readable(req_index) {
+                // Take what is waiting, up to a burst, before polling again: a
+                // stream then costs one poll and one commit per burst, not per result.
+                let room = |saver: &Saver| {
+                    let taken = saver.received + saver.burst.len() as u64;
+                    saver.burst.len() < BURST && args.count.is_none_or(|count| taken < count)
+                };
+                while room(&saver) {
+                    // message = req_receiver.recv(), without waiting.
+                    match examples_common::take(&req_receiver)? {
+                        Some(message) => saver.read(message, &mut store)?,
+                        None => break,
+                    }
+                }
+                saver.keep(&mut store, ack_sender)?;
+            }
+            if let (Some(index), Some(ack_sender)) = (subscriptions_index, ack_sender) {
+                if poller.is_readable(index) {
+                    saver.welcome(ack_sender)?;
                 }
             }
-            saver.keep(&mut store, ack_sender)?;
         }
-        if let (Some(index), Some(ack_sender)) = (subscriptions_index, ack_sender) {
-            if poller.is_readable(index) {
-                saver.welcome(ack_sender)?;
-            }
-        }
-    }
+        Ok(())
+    })();
     let duplicates = match saver.duplicates {
         0 => String::new(),
         n => format!(", {}", console::count(n, ["duplicate", "duplicates"])),
@@ -193,7 +196,7 @@ fn save(args: &Args) -> Result<ExitCode> {
         console::count(saver.received, ["result", "results"]),
         saver.rejected
     );
-    Ok(ExitCode::SUCCESS)
+    served.map(|()| ExitCode::SUCCESS)
 }
 
 /// What the saver has read: the results of this burst, and its counts.
