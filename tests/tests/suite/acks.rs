@@ -12,7 +12,7 @@ use tests::{Program, Signal, Stream, WAIT, free_port};
 
 use crate::fixtures::Store;
 
-const RESULTS: u64 = 200_000;
+const RESULTS: u64 = 100_000;
 
 /// Where a saver that acknowledges listens, and the store it keeps: each
 /// saver started here takes up where the last one stopped.
