@@ -460,7 +460,10 @@ fn command_rejects_replies_without_a_unit() {
         "{:?}",
         command.stderr
     );
-    assert_eq!(command.stderr[2..], ["command: 1 computer answered"]);
+    assert_eq!(
+        command.stderr[2..],
+        ["command: 1 computer answered, 2 replies rejected"]
+    );
 }
 
 #[test]

@@ -109,11 +109,26 @@ fn command(args: &Args) -> Result<ExitCode> {
     )?;
 
     // Once bound, every exit says how many computers answered, even none.
-    let mut units = HashSet::new();
-    let outcome = configure(args, &publisher, &results_receiver, &mut units);
+    let mut answers = Answers::default();
+    let outcome = configure(args, &publisher, &results_receiver, &mut answers);
     let stopped = if stop::requested() { "stopped; " } else { "" };
-    note!("command: {stopped}{}", answered(units.len()));
+    let rejected = match answers.rejected {
+        0 => String::new(),
+        n => format!(", {} rejected", console::count(n, ["reply", "replies"])),
+    };
+    note!(
+        "command: {stopped}{}{rejected}",
+        answered(answers.units.len())
+    );
     outcome
+}
+
+/// What came back: the units that answered, and how many replies were
+/// rejected.
+#[derive(Default)]
+struct Answers {
+    units: HashSet<i64>,
+    rejected: u64,
 }
 
 /// "no computer answered", "1 computer answered", "2 computers answered".
@@ -130,7 +145,7 @@ fn configure(
     args: &Args,
     publisher: &zmq::Socket,
     results_receiver: &zmq::Socket,
-    units: &mut HashSet<i64>,
+    answers: &mut Answers,
 ) -> Result<ExitCode> {
     // Trap: a subscriber misses what was published before it joined, so
     // give the computers a moment to connect and subscribe.
@@ -155,7 +170,7 @@ fn configure(
     examples_common::send(publisher, command.as_bytes(), 0)?;
     say!("Listening to response from configured computers");
 
-    cmd_reply_handler(args, publisher, results_receiver, &command, units)
+    cmd_reply_handler(args, publisher, results_receiver, &command, answers)
 }
 
 /// Prints the computers' replies until a poll of `--quiet-after` sees
@@ -165,7 +180,7 @@ fn cmd_reply_handler(
     publisher: &zmq::Socket,
     results_receiver: &zmq::Socket,
     command: &str,
-    units: &mut HashSet<i64>,
+    answers: &mut Answers,
 ) -> Result<ExitCode> {
     let mut poller = Poller::new();
     let results_index = poller.register(results_receiver);
@@ -191,7 +206,7 @@ fn cmd_reply_handler(
             let waited = cli::show_duration(args.timeout);
             bail!(
                 "{} of {expected} computers answered within {waited}",
-                units.len()
+                answers.units.len()
             );
         }
         if poller.is_readable(results_index) {
@@ -203,14 +218,17 @@ fn cmd_reply_handler(
                 match checked {
                     Ok(reply) => {
                         say!("Computer responded: {}", console::whole(&message.first));
-                        units.insert(reply.unit);
+                        answers.units.insert(reply.unit);
                     }
-                    Err(problem) => console::reject(format!("reply {problem}"), &message.first),
+                    Err(problem) => {
+                        console::reject(format!("reply {problem}"), &message.first);
+                        answers.rejected += 1;
+                    }
                 }
             }
             if args
                 .expect
-                .is_some_and(|expected| units.len() as u64 >= expected)
+                .is_some_and(|expected| answers.units.len() as u64 >= expected)
             {
                 return Ok(ExitCode::SUCCESS);
             }
