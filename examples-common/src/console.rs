@@ -85,8 +85,9 @@ pub fn whole(payload: &[u8]) -> Cow<'_, str> {
 fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
     let head = &payload[..payload.len().min(limit)];
     // Most payloads are printable text: show them as they are, uncopied. (A
-    // byte 0xc2 may start a control character, U+0080 to U+009F.)
-    let control = |byte: &u8| *byte < b' ' || *byte == 0x7f || *byte == 0xc2;
+    // byte 0xc2 may start a control character, U+0080 to U+009F; 0xe2 one
+    // of the marks below.)
+    let control = |byte: &u8| *byte < b' ' || matches!(*byte, 0x7f | 0xc2 | 0xe2);
     if let (true, Ok(text)) = (head == payload, std::str::from_utf8(payload)) {
         if !text.as_bytes().iter().any(control) {
             return Cow::Borrowed(text);
@@ -95,7 +96,7 @@ fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
     let mut text = String::with_capacity(head.len());
     for chunk in head.utf8_chunks() {
         for c in chunk.valid().chars() {
-            match c.is_control() {
+            match c.is_control() || reorders_or_breaks(c) {
                 true => text.extend(c.to_string().as_bytes().escape_ascii().map(char::from)),
                 false => text.push(c),
             }
@@ -106,6 +107,13 @@ fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
         text.push_str(&format!("... ({} bytes)", payload.len()));
     }
     Cow::Owned(text)
+}
+
+/// Invisible marks that change how a terminal shows a line: the bidi marks,
+/// embeddings, overrides and isolates (text shown in another order than it
+/// is), and the line and paragraph separators.
+fn reorders_or_breaks(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A count and its noun: `count(1, ["reply", "replies"])` is `1 reply`.

@@ -16,6 +16,19 @@ fn control_and_invalid_bytes_are_escaped_on_one_line() {
 }
 
 #[test]
+fn characters_that_reorder_or_break_a_line_are_escaped_and_others_shown() {
+    // A right-to-left override and a line separator: a line could show
+    // what the payload does not say, or be two lines.
+    let tricky = "a\u{202e}b\u{2028}c";
+    assert_eq!(
+        shown(tricky.as_bytes()),
+        "a\\xe2\\x80\\xaeb\\xe2\\x80\\xa8c"
+    );
+    let typographic = "\u{201c}quoted\u{201d} \u{2014} 10\u{2009}\u{20ac}";
+    assert_eq!(shown(typographic.as_bytes()), typographic);
+}
+
+#[test]
 fn whole_payloads_are_escaped_and_never_cut() {
     let long = format!("{}\n", "x".repeat(1000));
     assert_eq!(whole(long.as_bytes()), format!("{}\\n", "x".repeat(1000)));
