@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Read as _;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::relay::Relay;
@@ -136,26 +136,10 @@ fn two_signals_before_the_exit_wait_end_it_at_once() {
         .unwrap();
     let (mut stdout, mut stderr) = (faker.stdout.take().unwrap(), faker.stderr.take().unwrap());
     tests::wait_until_asleep(faker.id());
-    let pid = nix::unistd::Pid::from_raw(faker.id() as i32);
-    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
-    // Apart, so that the kernel does not merge them into one.
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(pid, Signal::SIGINT).unwrap();
+    signal_twice(&faker, Signal::SIGINT);
 
     std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = faker.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            faker.kill().unwrap();
-            panic!("the faker still waited after two signals");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut said = String::new();
-    stderr.read_to_string(&mut said).unwrap();
+    let (status, said) = wait_for_exit(faker, &mut stderr);
     assert_eq!(status.code(), Some(1), "{said}");
     let last = said.lines().last().unwrap();
     assert!(
@@ -182,25 +166,9 @@ fn a_second_signal_ends_a_saver_stuck_in_a_print_nobody_reads() {
         computer.send(result.as_bytes(), 0).unwrap();
     }
     wait_until_stuck(&port, saver.id());
-    let pid = nix::unistd::Pid::from_raw(saver.id() as i32);
-    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
-    // Apart, so that the kernel does not merge them into one.
-    std::thread::sleep(Duration::from_millis(300));
-    nix::sys::signal::kill(pid, Signal::SIGTERM).unwrap();
+    signal_twice(&saver, Signal::SIGTERM);
 
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = saver.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            saver.kill().unwrap();
-            panic!("the saver still ran after two signals");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut said = String::new();
-    stderr.read_to_string(&mut said).unwrap();
+    let (status, said) = wait_for_exit(saver, &mut stderr);
     assert_eq!(status.code(), Some(1), "{said}");
     assert_eq!(
         said.lines().last(),
@@ -209,6 +177,34 @@ fn a_second_signal_ends_a_saver_stuck_in_a_print_nobody_reads() {
         ),
         "{said}"
     );
+}
+
+/// Sends `signal` to `child` twice, apart, so that the kernel does not
+/// merge them into one.
+fn signal_twice(child: &Child, signal: Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, signal).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    nix::sys::signal::kill(pid, signal).unwrap();
+}
+
+/// Waits for `child` to exit, for [`WAIT`] at most (then kills it and
+/// panics): its status, and what it said on `stderr`.
+fn wait_for_exit(mut child: Child, stderr: &mut impl std::io::Read) -> (ExitStatus, String) {
+    let deadline = Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("process {} still ran after {WAIT:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut said = String::new();
+    stderr.read_to_string(&mut said).unwrap();
+    (status, said)
 }
 
 /// Exit 1 saying `up to N results dropped`, or, when its kernel found
@@ -525,17 +521,7 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
         let mut text = String::new();
         stdout.read_to_string(&mut text).map(|_| text)
     });
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = saver.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > deadline {
-            saver.kill().unwrap();
-            panic!("the saver did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (status, _) = wait_for_exit(saver, &mut std::io::empty());
     assert!(status.success(), "{status:?}");
     let text = reader.join().unwrap().unwrap();
     let lines: Vec<String> = text.lines().map(str::to_owned).collect();
