@@ -205,7 +205,7 @@ struct Saver {
     /// Each result, and what became of it.
     burst: Vec<(zmq::Message, Stored)>,
     received: u64,
-    /// Results received again, and kept once (with --store).
+    /// Results received again (known with --store or --ack-port), kept once.
     duplicates: u64,
     rejected: u64,
     /// With --ack-port: which results it holds (see vsq::ack), told only
