@@ -17,8 +17,10 @@ pub const SLICE: Duration = Duration::from_millis(50);
 static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
-/// How long a second Ctrl-C or SIGTERM leaves a program to end by itself.
+/// How long a second Ctrl-C or SIGTERM leaves a program to end by itself,
+/// and then the line that says so to get out.
 const GRACE: Duration = Duration::from_secs(1);
+const SAY_IT: Duration = Duration::from_millis(50);
 
 /// Counts Ctrl-C and SIGTERM from now on instead of dying of them.
 ///
@@ -31,12 +33,16 @@ pub fn install() -> Result<()> {
         if SIGNALS.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
             std::thread::spawn(|| {
                 std::thread::sleep(GRACE);
-                // Straight to stderr: the stuck print holds stdout's lock.
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "{}: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)",
-                    crate::program_name()
-                );
+                // Straight to stderr (the stuck print holds stdout's lock),
+                // from a thread of its own: stderr may be that full pipe too.
+                std::thread::spawn(|| {
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "{}: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)",
+                        crate::program_name()
+                    );
+                });
+                std::thread::sleep(SAY_IT);
                 std::process::exit(1);
             });
         }

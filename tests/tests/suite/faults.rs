@@ -5,7 +5,8 @@
 // A test fails by panicking: unwrap says "this must work".
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read as _;
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -177,6 +178,43 @@ fn a_second_signal_ends_a_saver_stuck_in_a_print_nobody_reads() {
         ),
         "{said}"
     );
+}
+
+#[test]
+fn a_second_signal_ends_a_saver_whose_stdout_and_stderr_nobody_reads() {
+    // `saver 2>&1 | less`, the pager stopped: the line that says why it
+    // stops at once cannot get out either, and must not hold it up.
+    let port = free_port().to_string();
+    let mut saver = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" "$@" 2>&1"#)
+        .arg(tests::binary("saver"))
+        .args(tests::listener_args(&port, &[]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _output = saver.stdout.take().unwrap();
+    let computer = tests::pusher(&port);
+    for counter in 0..3000 {
+        let result = format!(r#"{{"unit": 1, "counter": {counter}, "x": 1, "y": 2}}"#);
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    wait_until_stuck(&port, saver.id());
+    // Fill what room the pipe has left, to the last byte, through the
+    // saver's own stdout (Linux's O_NONBLOCK: a write that finds no room
+    // fails instead of waiting).
+    const O_NONBLOCK: i32 = 0o4000;
+    let mut pipe = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(O_NONBLOCK)
+        .open(format!("/proc/{}/fd/1", saver.id()))
+        .unwrap();
+    while pipe.write(b"x").is_ok() {}
+    signal_twice(&saver, Signal::SIGTERM);
+
+    let (status, _) = wait_for_exit(saver, &mut std::io::empty());
+    assert_eq!(status.code(), Some(1));
 }
 
 /// Sends `signal` to `child` twice, apart, so that the kernel does not
