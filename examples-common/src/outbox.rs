@@ -19,13 +19,14 @@ use anyhow::{Context as _, Result};
 use crate::{Link, console, note, stop};
 
 /// How [`Outbox::finish`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivery {
     /// Everything sent left the program. Whether the peer read it, PUSH
     /// cannot tell: there is no acknowledgement.
     Sent,
-    /// At most this many messages were still in the program, and are lost.
-    Dropped(u64),
+    /// Messages were still in the program, or may have been on a lost
+    /// connection, and are lost: `up to 3 results dropped (never sent)`.
+    Dropped(String),
 }
 
 /// libzmq's defaults: a PUSH socket holds at most this many messages in its
@@ -142,13 +143,29 @@ impl Outbox {
         let held = self.queued + unsent;
         let nouns = [format!("queued {one}"), format!("queued {many}")];
         let queued = console::count(self.queued, [&nouns[0], &nouns[1]]);
-        let waiting = match (self.link.is_connected(), unsent) {
-            (true, _) => format!("the {peer} at {endpoint} to take the last {many}"),
-            (false, 0) => format!("a {peer} at {endpoint} to take {queued}"),
-            (false, _) => format!(
-                "a {peer} at {endpoint} to take {queued}, and up to {unsent} more sent before the connection was lost"
+        let lost = "sent before the connection was lost";
+        let (waiting, dropped) = match (self.link.is_connected(), self.queued, unsent) {
+            (true, _, _) => (
+                format!("the {peer} at {endpoint} to take the last {many}"),
+                "never sent".to_owned(),
+            ),
+            (false, _, 0) => (
+                format!("a {peer} at {endpoint} to take {queued}"),
+                "never sent".to_owned(),
+            ),
+            (false, 0, _) => (
+                format!("a {peer} at {endpoint} to take up to {unsent} {many} {lost}"),
+                lost.to_owned(),
+            ),
+            (false, _, _) => (
+                format!("a {peer} at {endpoint} to take {queued}, and up to {unsent} more {lost}"),
+                format!("{} never sent, up to {unsent} {lost}", self.queued),
             ),
         };
+        let dropped = format!(
+            "up to {} dropped ({dropped})",
+            console::count(held, [one, many])
+        );
         let waiting = format!("{}: waiting for {waiting}", crate::program_name());
         // Ending the context waits until every message has left (linger -1).
         self.socket.set_linger(-1)?;
@@ -177,7 +194,7 @@ impl Outbox {
             }
             // The thread stays blocked in libzmq; the program's exit ends it.
             if wait.over() {
-                return Ok(Delivery::Dropped(held));
+                return Ok(Delivery::Dropped(dropped));
             }
         }
     }

@@ -97,10 +97,7 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
     match delivery {
         Delivery::Sent => Ok(ExitCode::SUCCESS),
         Delivery::Dropped(dropped) => {
-            note!(
-                "faker: up to {} dropped (never sent)",
-                console::count(dropped, ["form", "forms"])
-            );
+            note!("faker: {dropped}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -295,7 +295,7 @@ fn a_computer_whose_saver_left_counts_what_it_may_drop_in_its_waiting_line() {
     assert_eq!(
         computer.summary(),
         format!(
-            "computer: up to {} results dropped (never sent)",
+            "computer: up to {} results dropped ({queued} never sent, up to {before} sent before the connection was lost)",
             queued + before
         ),
         "{computer:?}"
@@ -326,7 +326,7 @@ fn results_a_saver_took_before_it_left_are_not_counted_as_queued() {
     let computer = computer.stop(Signal::SIGINT, WAIT);
     assert_eq!(
         computer.summary(),
-        "computer: up to 2 results dropped (never sent)"
+        "computer: up to 2 results dropped (1 never sent, up to 1 sent before the connection was lost)"
     );
 }
 

@@ -140,10 +140,7 @@ fn compute(args: &Args) -> Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         (None, Delivery::Dropped(dropped)) => {
-            note!(
-                "computer: up to {} dropped (never sent)",
-                console::count(dropped, ["result", "results"])
-            );
+            note!("computer: {dropped}");
             Ok(ExitCode::FAILURE)
         }
     }
