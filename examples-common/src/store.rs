@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
 use rusqlite::{Connection, ErrorCode, ToSql};
@@ -90,8 +90,18 @@ impl Store {
                 .execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))
                 .map(|()| connection)
         };
-        let connection = while_locked(path, open)
-            .with_context(|| format!("cannot open the store {}", path.display()))?;
+        let connection = while_locked(path, open).map_err(|error| {
+            let breaks_schema = error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation);
+            let message = format!(
+                "cannot open the store {}: {}",
+                path.display(),
+                reason(error)
+            );
+            match breaks_schema {
+                true => anyhow::Error::new(BreaksSchema(message)),
+                false => anyhow!(message),
+            }
+        })?;
         note!(
             "{}: storing what it receives in {}",
             crate::program_name(),
@@ -255,13 +265,23 @@ fn while_locked<T>(
     }
 }
 
+/// [`Store::open`] failed because rows already stored break a rule of the
+/// schema (a unique index over rows that repeat).
+#[derive(Debug)]
+struct BreaksSchema(String);
+
+impl std::fmt::Display for BreaksSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BreaksSchema {}
+
 /// True when [`Store::open`] failed because rows already stored break a
 /// rule of the schema (a unique index over rows that repeat).
 pub fn breaks_schema(error: &anyhow::Error) -> bool {
-    error
-        .downcast_ref::<rusqlite::Error>()
-        .and_then(rusqlite::Error::sqlite_error_code)
-        == Some(ErrorCode::ConstraintViolation)
+    error.downcast_ref::<BreaksSchema>().is_some()
 }
 
 /// SQLite's own message, which says it all ("file is not a database").
