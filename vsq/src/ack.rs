@@ -50,22 +50,16 @@ pub struct Kept {
 }
 
 impl Kept {
-    pub fn add(&mut self, unit: i64, counter: i64) {
+    /// Keeps a result, to be acknowledged (again, if it was sent again);
+    /// false if it was kept already.
+    pub fn add(&mut self, unit: i64, counter: i64) -> bool {
         // A computer counts from 0: a counter below, or one the ranges
         // cannot go past, is kept but never acknowledged.
         if !(0..i64::MAX).contains(&counter) {
-            return;
+            return true;
         }
         self.fresh.entry(unit).or_default().push(counter);
-        hold(self.held.entry(unit).or_default(), counter);
-    }
-
-    /// True if `counter` of `unit` was kept already: it is sent again.
-    pub fn holds(&self, unit: i64, counter: i64) -> bool {
-        self.held.get(&unit).is_some_and(|ranges| {
-            let at = ranges.partition_point(|&(_, last)| last < counter);
-            ranges.get(at).is_some_and(|&(first, _)| first <= counter)
-        })
+        hold(self.held.entry(unit).or_default(), counter)
     }
 
     /// One acknowledgement per unit for what was kept since the last call,
@@ -102,18 +96,19 @@ impl Kept {
     }
 }
 
-/// Adds a counter to sorted, disjoint ranges, merging neighbours.
-fn hold(ranges: &mut Vec<(i64, i64)>, counter: i64) {
+/// Adds a counter to sorted, disjoint ranges, merging neighbours; false if
+/// they held it already.
+fn hold(ranges: &mut Vec<(i64, i64)>, counter: i64) -> bool {
     // Counters come mostly in order: most extend the last range.
     if let Some((_, last)) = ranges.last_mut() {
         if *last + 1 == counter {
             *last = counter;
-            return;
+            return true;
         }
     }
     let at = ranges.partition_point(|&(_, last)| last < counter);
     if ranges.get(at).is_some_and(|&(first, _)| first <= counter) {
-        return;
+        return false;
     }
     ranges.insert(at, (counter, counter));
     if ranges
@@ -127,6 +122,7 @@ fn hold(ranges: &mut Vec<(i64, i64)>, counter: i64) {
         ranges[at - 1].1 = ranges[at].1;
         ranges.remove(at);
     }
+    true
 }
 
 /// Sorted counters as ranges: `[0, 1, 2, 5]` is `0-2,5`.
@@ -391,8 +387,9 @@ mod tests {
         kept.add(42, 9);
         kept.add(42, 7);
         assert_eq!(kept.everything_for(b"42 ").unwrap(), "42 0-4,7,9");
-        assert!(kept.holds(42, 0) && kept.holds(42, 3) && kept.holds(42, 9));
-        assert!(!kept.holds(42, 5) && !kept.holds(42, 10) && !kept.holds(7, 1));
+        // Kept already, so sent again; and new.
+        assert!(!kept.add(42, 0) && !kept.add(42, 3) && !kept.add(42, 9));
+        assert!(kept.add(42, 5) && kept.add(42, 10) && kept.add(7, 1));
         assert_eq!(kept.everything_for(b"8 "), None);
 
         let mut unacknowledged = Unacknowledged::new(42, Duration::from_secs(1));

@@ -238,13 +238,10 @@ impl Saver {
                     store.reject(&message.first, &problem)?;
                     stored = Stored::Refused;
                 }
-                if self.acknowledging {
-                    // Without --store nothing is looked up: what it holds
-                    // tells a result sent again.
-                    if stored == Stored::New && self.kept.holds(unit, counter) {
-                        stored = Stored::Duplicate;
-                    }
-                    self.kept.add(unit, counter);
+                // Without --store nothing is looked up: what it holds for
+                // acknowledgements tells a result sent again.
+                if self.acknowledging && !self.kept.add(unit, counter) && stored == Stored::New {
+                    stored = Stored::Duplicate;
                 }
                 if stored == Stored::Refused {
                     self.rejected += 1;
