@@ -89,8 +89,10 @@ fn serve(args: &Args) -> Result<ExitCode> {
     }
     let rejected = match rejected {
         0 => String::new(),
-        1 => ", 1 to a rejected request".to_owned(),
-        n => format!(", {n} to rejected requests"),
+        n => format!(
+            ", {}",
+            console::count(n, ["to a rejected request", "to rejected requests"])
+        ),
     };
     note!(
         "reqrep_server: {} sent{rejected}",
