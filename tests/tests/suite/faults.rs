@@ -7,7 +7,7 @@
 
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tests::relay::Relay;
@@ -154,19 +154,10 @@ fn a_second_signal_ends_a_saver_stuck_in_a_print_nobody_reads() {
     // Nobody ever reads the saver's stdout: it stops in a `print`, where
     // it cannot look at signals.
     let port = free_port().to_string();
-    let mut saver = Command::new(tests::binary("saver"))
-        .args(tests::listener_args(&port, &[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (_stdout, mut stderr) = (saver.stdout.take().unwrap(), saver.stderr.take().unwrap());
-    let computer = tests::pusher(&port);
-    for counter in 0..3000 {
-        let result = format!(r#"{{"unit": 1, "counter": {counter}, "x": 1, "y": 2}}"#);
-        computer.send(result.as_bytes(), 0).unwrap();
-    }
-    wait_until_stuck(&port, saver.id());
+    let mut command = Command::new(tests::binary("saver"));
+    command.args(tests::listener_args(&port, &[]));
+    let (mut saver, _stdout, _computer) = stuck_in_a_print(command.stderr(Stdio::piped()), &port);
+    let mut stderr = saver.stderr.take().unwrap();
     signal_twice(&saver, Signal::SIGTERM);
 
     let (status, said) = wait_for_exit(saver, &mut stderr);
@@ -185,22 +176,13 @@ fn a_second_signal_ends_a_saver_whose_stdout_and_stderr_nobody_reads() {
     // `saver 2>&1 | less`, the pager stopped: the line that says why it
     // stops at once cannot get out either, and must not hold it up.
     let port = free_port().to_string();
-    let mut saver = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(r#"exec "$0" "$@" 2>&1"#)
         .arg(tests::binary("saver"))
-        .args(tests::listener_args(&port, &[]))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _output = saver.stdout.take().unwrap();
-    let computer = tests::pusher(&port);
-    for counter in 0..3000 {
-        let result = format!(r#"{{"unit": 1, "counter": {counter}, "x": 1, "y": 2}}"#);
-        computer.send(result.as_bytes(), 0).unwrap();
-    }
-    wait_until_stuck(&port, saver.id());
+        .args(tests::listener_args(&port, &[]));
+    let (saver, _output, _computer) = stuck_in_a_print(command.stderr(Stdio::null()), &port);
     // Fill what room the pipe has left, to the last byte, through the
     // saver's own stdout (Linux's O_NONBLOCK: a write that finds no room
     // fails instead of waiting).
@@ -215,6 +197,23 @@ fn a_second_signal_ends_a_saver_whose_stdout_and_stderr_nobody_reads() {
 
     let (status, _) = wait_for_exit(saver, &mut std::io::empty());
     assert_eq!(status.code(), Some(1));
+}
+
+/// Starts `saver` (a command that runs one, listening on `port`) with its
+/// stdout piped and never read, and sends it results until it stops in a
+/// print. Returns it, the stdout nobody reads, and the computer's socket,
+/// kept open: a saver whose peer left while it could not read may abort
+/// (a libzmq bug, see the README).
+fn stuck_in_a_print(saver: &mut Command, port: &str) -> (Child, ChildStdout, zmq::Socket) {
+    let mut saver = saver.stdout(Stdio::piped()).spawn().unwrap();
+    let stdout = saver.stdout.take().unwrap();
+    let computer = tests::pusher(port);
+    for counter in 0..3000 {
+        let result = format!(r#"{{"unit": 1, "counter": {counter}, "x": 1, "y": 2}}"#);
+        computer.send(result.as_bytes(), 0).unwrap();
+    }
+    wait_until_stuck(port, saver.id());
+    (saver, stdout, computer)
 }
 
 /// Sends `signal` to `child` twice, apart, so that the kernel does not
