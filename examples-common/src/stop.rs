@@ -1,15 +1,20 @@
 //! The stop flag. Ctrl-C (SIGINT) and SIGTERM do not kill the program: they
 //! are counted here, and every loop looks at the count between short waits.
 //!
-//! Trap: a signal makes a blocking `recv` or `poll` return `EINTR`, maybe
-//! before the handler (on a thread of its own) has counted it. So no
-//! program trusts one long blocking call: each waits in slices of [`SLICE`].
+//! Trap: a signal handled the usual way interrupts whatever system call
+//! its thread was in, and libzmq then returns `EINTR` from a `send`, a
+//! `recv` or a `poll`, each a call to try again. So [`install`] blocks
+//! both signals in every thread, before any other starts, and one thread
+//! of its own waits for them: no libzmq call is ever interrupted. Loops
+//! wait in slices of [`SLICE`] and look at the count in between.
 
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, Signal};
 
 /// The longest a program waits without looking at the stop flag.
 pub const SLICE: Duration = Duration::from_millis(50);
@@ -22,32 +27,53 @@ static REQUESTED: AtomicBool = AtomicBool::new(false);
 const GRACE: Duration = Duration::from_secs(1);
 const SAY_IT: Duration = Duration::from_millis(50);
 
-/// Counts Ctrl-C and SIGTERM from now on instead of dying of them.
+/// Counts Ctrl-C and SIGTERM from now on instead of dying of them. Call it
+/// first, before any thread starts (a ZeroMQ context starts two): a thread
+/// takes its signal mask from the thread that started it.
 ///
 /// Trap: a program can be stuck where it cannot look at the count, in a
 /// print to a pipe nobody reads (`saver | less`, the pager stopped). So a
 /// second signal also starts a clock: a program still running a second
 /// later is ended there and then, exit 1.
 pub fn install() -> Result<()> {
-    ctrlc::set_handler(|| {
-        if SIGNALS.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block().context("cannot block Ctrl-C and SIGTERM")?;
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            loop {
+                match signals.wait() {
+                    Ok(_) => counted(),
+                    // A wait resumed after SIGSTOP and SIGCONT.
+                    Err(Errno::EINTR) => {}
+                    Err(_) => return,
+                }
+            }
+        })
+        .context("cannot start the thread that waits for Ctrl-C")?;
+    Ok(())
+}
+
+/// One more Ctrl-C or SIGTERM: the second starts the clock.
+fn counted() {
+    if SIGNALS.fetch_add(1, Ordering::SeqCst) + 1 == 2 {
+        std::thread::spawn(|| {
+            std::thread::sleep(GRACE);
+            // Straight to stderr (the stuck print holds stdout's lock),
+            // from a thread of its own: stderr may be that full pipe too.
             std::thread::spawn(|| {
-                std::thread::sleep(GRACE);
-                // Straight to stderr (the stuck print holds stdout's lock),
-                // from a thread of its own: stderr may be that full pipe too.
-                std::thread::spawn(|| {
-                    let _ = writeln!(
-                        std::io::stderr(),
-                        "{}: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)",
-                        crate::program_name()
-                    );
-                });
-                std::thread::sleep(SAY_IT);
-                std::process::exit(1);
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "{}: stopped at once, still busy a second after the second Ctrl-C or SIGTERM (stuck in a print nobody reads, say)",
+                    crate::program_name()
+                );
             });
-        }
-    })
-    .context("cannot install the Ctrl-C handler")
+            std::thread::sleep(SAY_IT);
+            std::process::exit(1);
+        });
+    }
 }
 
 /// True once Ctrl-C or SIGTERM has come, or [`request`] was called.
@@ -118,11 +144,7 @@ pub fn sleep(duration: Duration) -> bool {
         crate::console::flush();
         let deadline = Instant::now() + duration;
         while !requested() && Instant::now() < deadline {
-            std::thread::sleep(
-                deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(SLICE),
-            );
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()).min(SLICE));
         }
     }
     !requested()

@@ -28,6 +28,8 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
+use nix::errno::Errno;
+use nix::sys::signal::SigSet;
 pub use nix::sys::signal::Signal;
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -35,8 +37,22 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// Makes Ctrl-C (and SIGTERM) raise a flag instead of ending the process,
 /// so that the tour or the bench can stop every program it started before
 /// it exits: each of their waits gives way once [`interrupted`] says so.
+/// Call it before any thread starts: they take the mask that blocks both
+/// signals, which one thread of its own then waits for.
 pub fn stop_on_ctrl_c() -> Result<()> {
-    ctrlc::set_handler(|| INTERRUPTED.store(true, Ordering::SeqCst))?;
+    let mut signals = SigSet::empty();
+    signals.add(Signal::SIGINT);
+    signals.add(Signal::SIGTERM);
+    signals.thread_block()?;
+    std::thread::Builder::new().name("signals".to_owned()).spawn(move || {
+        loop {
+            match signals.wait() {
+                Ok(_) => INTERRUPTED.store(true, Ordering::SeqCst),
+                Err(Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    })?;
     Ok(())
 }
 
@@ -168,11 +184,8 @@ impl Program {
             Output::Lines | Output::Stamped => Stdio::piped(),
             Output::StderrOnly => Stdio::null(),
         };
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(Stdio::piped())
-            .spawn()?;
+        let mut child =
+            command.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).spawn()?;
         let (sender, lines) = channel();
         let mut open_streams = 1;
         if let Some(stdout) = child.stdout.take() {
@@ -244,10 +257,7 @@ impl Program {
         let mut seen = self.lines_of(stream).len();
         // Lines read earlier count too, so a line is never missed.
         let found = |lines: &[String], from: usize| {
-            lines[from..]
-                .iter()
-                .find(|line| line.contains(needle))
-                .cloned()
+            lines[from..].iter().find(|line| line.contains(needle)).cloned()
         };
         if let Some(line) = found(self.lines_of(stream), 0) {
             return Some(line);
@@ -529,10 +539,7 @@ fn read_line(stream: Stream, text: &str, stamped: bool) -> Line {
 
 /// Now, in nanoseconds since the Unix epoch, as programs stamp their lines.
 pub fn now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
 }
 
 /// The path of the example binary `name`, built beside the running
@@ -799,9 +806,7 @@ pub fn peak_memory(pid: u32) -> u64 {
 /// one has no VmHWM left).
 fn read_peak_memory(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let value = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))?;
+    let value = status.lines().find_map(|line| line.strip_prefix("VmHWM:"))?;
     let kib: u64 = value.trim().trim_end_matches("kB").trim().parse().ok()?;
     Some(kib * 1024)
 }
@@ -885,11 +890,7 @@ pub fn numbers_after(lines: &[String], prefix: &str, field: &str) -> Vec<i64> {
             .as_i64()
             .unwrap_or_else(|| panic!("no number {field:?} in {json}"))
     };
-    lines
-        .iter()
-        .filter_map(|line| line.strip_prefix(prefix))
-        .map(number)
-        .collect()
+    lines.iter().filter_map(|line| line.strip_prefix(prefix)).map(number).collect()
 }
 
 /// Asserts that `program --help` names every one of `flags`, written one
@@ -911,9 +912,7 @@ pub fn usage_error(program: &str, args: &[&str]) -> String {
     let finished = Program::start(program, args).finish(WAIT);
     assert_eq!(finished.code(), Some(2), "{program} {args:?}: {finished:?}");
     let first = finished.stderr.first();
-    first
-        .unwrap_or_else(|| panic!("{program} {args:?}: nothing on stderr"))
-        .clone()
+    first.unwrap_or_else(|| panic!("{program} {args:?}: nothing on stderr")).clone()
 }
 
 /// Waits until every thread of process `pid` is asleep at three looks
