@@ -52,9 +52,7 @@ fn write_line(out: &mut impl Write, line: fmt::Arguments<'_>) -> std::io::Result
     if !*STAMPED {
         return writeln!(out, "{line}");
     }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     for part in line.to_string().split('\n') {
         writeln!(out, "{} {part}", now.as_nanos())?;
     }

@@ -69,9 +69,7 @@ impl Store {
         let Some(path) = path else {
             return Ok(Store { database: None });
         };
-        let folder = path
-            .parent()
-            .filter(|folder| !folder.as_os_str().is_empty());
+        let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|folder| !folder.is_dir()) {
             let (path, folder) = (path.display(), folder.display());
             bail!("cannot open the store {path}: there is no folder {folder}");
@@ -162,10 +160,7 @@ impl Store {
             return Ok(());
         };
         database.begin()?;
-        if database
-            .insert(INSERT_REJECTED, params![message, reason])
-            .is_err()
-        {
+        if database.insert(INSERT_REJECTED, params![message, reason]).is_err() {
             let head = &message[..message.len().min(HEAD_BYTES)];
             let reason = format!(
                 "{reason} (its first {} of {} bytes)",
@@ -206,9 +201,7 @@ impl Database {
         for (index, value) in (1..).zip(values) {
             statement.raw_bind_parameter(index, value)?;
         }
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         if self.clock.0 != now.as_millis() || self.clock.1.is_empty() {
             let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
             self.clock = (

@@ -125,10 +125,7 @@ fn bench(args: &Args) -> Result<()> {
         eprintln!("bench: a debug build; run it with --release for numbers worth reading");
     }
 
-    let mut rows: Vec<Row> = scenarios
-        .iter()
-        .map(|&scenario| Row::new(scenario))
-        .collect();
+    let mut rows: Vec<Row> = scenarios.iter().map(|&scenario| Row::new(scenario)).collect();
     for run in 1..=args.runs {
         eprintln!("bench: run {run} of {}", args.runs);
         for row in &mut rows {
@@ -148,10 +145,7 @@ fn bench(args: &Args) -> Result<()> {
         println!("{}", row.show(args));
     }
     let work = rows.iter().find(|row| row.scenario == Scenario::Work);
-    let missed: Vec<String> = rows
-        .iter()
-        .filter_map(|row| row.missed_goal(work))
-        .collect();
+    let missed: Vec<String> = rows.iter().filter_map(|row| row.missed_goal(work)).collect();
     match missed.is_empty() {
         true => println!("\ngoals met"),
         false => println!("\ngoals missed: {}", missed.join("; ")),
@@ -547,6 +541,5 @@ fn raw_weather(updates: u64, timeout: Duration) -> Result<Duration> {
 }
 
 fn join(task: JoinHandle<Result<()>>) -> Result<()> {
-    task.join()
-        .map_err(|_| anyhow!("a raw loop's thread panicked"))?
+    task.join().map_err(|_| anyhow!("a raw loop's thread panicked"))?
 }

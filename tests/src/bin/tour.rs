@@ -205,11 +205,7 @@ fn vsq() -> Result<String> {
     stage
         .wait_success("computer-1", STEP)
         .context("computer-1 did not deliver its queue")?;
-    let summary = stage
-        .stderr("computer-1")?
-        .last()
-        .cloned()
-        .unwrap_or_default();
+    let summary = stage.stderr("computer-1")?.last().cloned().unwrap_or_default();
     let pushed: usize = tests::number_after(&summary, " computed ")
         .context("computer-1 did not say how many results it pushed")?;
     let last = format!("\"unit\":1,\"counter\":{},", pushed - 1);
@@ -235,7 +231,7 @@ fn vsq() -> Result<String> {
 /// How many results computer-3 sends at full speed with acknowledgements.
 const ACKED_RESULTS: u64 = 20_000;
 
-/// The README's "Nothing lost, for real": a saver killed in mid-stream
+/// "Nothing lost, for real" (vsq/README.md): a saver killed in mid-stream
 /// and started again, with acknowledgements, keeps every result.
 fn nothing_lost(stage: &mut Stage, save: &str) -> Result<String> {
     let [ack, cmd, reply] = tests::free_ports();

@@ -174,9 +174,7 @@ fn a_result_whose_acknowledgement_never_comes_is_sent_again() {
         let result: serde_json::Value = serde_json::from_slice(&message).unwrap();
         result["counter"].as_i64().unwrap()
     };
-    let first: Vec<i64> = (0..10)
-        .map(|_| counter(results.recv_bytes(0).unwrap()))
-        .collect();
+    let first: Vec<i64> = (0..10).map(|_| counter(results.recv_bytes(0).unwrap())).collect();
     assert_eq!(first, (0..10).collect::<Vec<_>>());
     acknowledgements.send("3 0-4,6-9", 0).unwrap();
     // Counter 5 waited past --ack-timeout for its acknowledgement.

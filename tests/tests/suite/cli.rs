@@ -129,11 +129,8 @@ fn a_host_that_does_not_resolve_gets_one_warning_and_zeromq_keeps_trying() {
         let finished = Program::start(program, &args).finish(WAIT);
         let warning =
             format!("{program}: warning: cannot resolve host {HOST} (ZeroMQ keeps trying)");
-        let warnings: Vec<&String> = finished
-            .stderr
-            .iter()
-            .filter(|line| line.contains("cannot resolve"))
-            .collect();
+        let warnings: Vec<&String> =
+            finished.stderr.iter().filter(|line| line.contains("cannot resolve")).collect();
         assert_eq!(warnings, [&warning], "{program}: {:?}", finished.stderr);
         // Not an error: the program went on, until its own deadline.
         assert!(!finished.stderr[0].starts_with("error:"), "{program}");

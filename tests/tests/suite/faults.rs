@@ -203,7 +203,7 @@ fn a_second_signal_ends_a_saver_whose_stdout_and_stderr_nobody_reads() {
 /// stdout piped and never read, and sends it results until it stops in a
 /// print. Returns it, the stdout nobody reads, and the computer's socket,
 /// kept open: a saver whose peer left while it could not read may abort
-/// (a libzmq bug, see the README).
+/// (a libzmq bug, see vsq/README.md).
 fn stuck_in_a_print(saver: &mut Command, port: &str) -> (Child, ChildStdout, zmq::Socket) {
     let mut saver = saver.stdout(Stdio::piped()).spawn().unwrap();
     let stdout = saver.stdout.take().unwrap();
@@ -309,9 +309,7 @@ fn subscriber_hears_again_after_an_oversized_update() {
     // Read before the next one: libzmq drops what is still queued from a
     // connection it gives up.
     subscriber.wait_for_stdout("10001 5", WAIT);
-    publisher
-        .send(format!("10001 {}", "9".repeat(5000)).as_bytes(), 0)
-        .unwrap();
+    publisher.send(format!("10001 {}", "9".repeat(5000)).as_bytes(), 0).unwrap();
     // libzmq dropped that connection; the subscriber makes a new one.
     assert_eq!(wait_for_subscription(&publisher), b"\x0110001 ");
     publisher.send("10001 7", 0).unwrap();
@@ -349,9 +347,7 @@ fn computer_hears_commands_again_after_an_oversized_one() {
     let oversized = format!(r#"politiche2013 {{"cmd": "{}"}}"#, "x".repeat(5000));
     publisher.send(oversized.as_bytes(), 0).unwrap();
     assert_eq!(wait_for_subscription(&publisher), b"\x01politiche2013 ");
-    publisher
-        .send(r#"politiche2013 {"cmd": "configure"}"#, 0)
-        .unwrap();
+    publisher.send(r#"politiche2013 {"cmd": "configure"}"#, 0).unwrap();
     let reply: serde_json::Value = serde_json::from_slice(&replies.recv_bytes(0).unwrap()).unwrap();
     assert_eq!(
         reply,
@@ -387,9 +383,7 @@ fn computer_drops_replies_nobody_collects_and_still_stops() {
     // More commands than the reply socket can queue for a server that is
     // not there (its high-water mark is 1000).
     for _ in 0..1100 {
-        publisher
-            .send(r#"politiche2013 {"cmd": "configure"}"#, 0)
-            .unwrap();
+        publisher.send(r#"politiche2013 {"cmd": "configure"}"#, 0).unwrap();
     }
     computer.wait_for_stderr("computer: reply dropped: no server takes replies", WAIT);
     let computer = computer.stop(Signal::SIGINT, WAIT);
@@ -426,9 +420,7 @@ fn client_asks_again_after_an_oversized_reply() {
         ]
     );
     assert!(
-        client
-            .stderr
-            .contains(&"reqrep_client: sending request 1 again".to_owned()),
+        client.stderr.contains(&"reqrep_client: sending request 1 again".to_owned()),
         "{client:?}"
     );
 }
@@ -487,9 +479,7 @@ fn saver_rejects_a_multipart_result_and_goes_on() {
             0,
         )
         .unwrap();
-    computer
-        .send(r#"{"unit": 1, "counter": 1, "x": 1, "y": 2}"#, 0)
-        .unwrap();
+    computer.send(r#"{"unit": 1, "counter": 1, "x": 1, "y": 2}"#, 0).unwrap();
     saver.wait_for_stdout(r#""counter": 1"#, WAIT);
     let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 1 result received, 1 rejected");
     assert!(

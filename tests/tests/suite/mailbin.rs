@@ -215,10 +215,7 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     let received = "Mailbin received a form from Ada Lovelace ada@example.org";
     assert_eq!(mailbin.stdout[1..], [received; 3]);
 
-    let problems: Vec<&str> = messages
-        .iter()
-        .filter_map(|(_, problem)| *problem)
-        .collect();
+    let problems: Vec<&str> = messages.iter().filter_map(|(_, problem)| *problem).collect();
     let (summary, rejections) = mailbin.stderr.split_last().unwrap();
     assert_eq!(rejections.len(), problems.len(), "{rejections:#?}");
     for (line, problem) in rejections.iter().zip(problems) {
@@ -307,9 +304,7 @@ fn mailbin_stops_cleanly_on_sigint_and_sigterm() {
         let mut mailbin = listening_mailbin(&port, &[]);
         let sender = tests::pusher(&port);
         sender.send("not a form", 0).unwrap();
-        sender
-            .send(serde_json::to_vec(&form()).unwrap(), 0)
-            .unwrap();
+        sender.send(serde_json::to_vec(&form()).unwrap(), 0).unwrap();
         mailbin.wait_for_stdout("Mailbin received a form from Ada", WAIT);
         mailbin.stop_cleanly(signal, "mailbin: 1 form received, 1 rejected");
     }

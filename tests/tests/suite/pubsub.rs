@@ -85,9 +85,7 @@ fn subscriber_started_before_publisher_still_gets_its_updates() {
 fn publisher_with_subscriber(port: &str, extra: &[&str]) -> (zmq::Socket, Program) {
     let publisher = tests::bound(zmq::XPUB, port);
     let subscriber = subscriber(port, extra);
-    let subscription = publisher
-        .recv_bytes(0)
-        .expect("sub_client never subscribed");
+    let subscription = publisher.recv_bytes(0).expect("sub_client never subscribed");
     assert_eq!(subscription, b"\x0110001 ");
     (publisher, subscriber)
 }

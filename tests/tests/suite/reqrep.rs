@@ -97,9 +97,7 @@ fn server_answers_any_request_and_keeps_serving() {
 
     // Two frames: rejected as such, and still answered, or REP could
     // never receive again.
-    socket
-        .send_multipart([&b"Hello"[..], &b"again"[..]], 0)
-        .unwrap();
+    socket.send_multipart([&b"Hello"[..], &b"again"[..]], 0).unwrap();
     assert_eq!(
         socket.recv_bytes(0).unwrap(),
         format!("World from {port}").as_bytes()

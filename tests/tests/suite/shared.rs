@@ -49,11 +49,7 @@ fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
     let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
     let mut store = Store::open(Some(&path), schema).unwrap();
     let stored: Vec<Stored> = [1, 20, 3]
-        .map(|n| {
-            store
-                .insert(insert, params![n], format!("n={n}").as_bytes())
-                .unwrap()
-        })
+        .map(|n| store.insert(insert, params![n], format!("n={n}").as_bytes()).unwrap())
         .into();
     assert_eq!(stored, [Stored::New, Stored::Refused, Stored::New]);
     store.commit().unwrap();

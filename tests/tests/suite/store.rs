@@ -83,9 +83,7 @@ fn rows_are_committed_while_the_saver_runs() {
     let port = free_port().to_string();
     let mut saver = listening_saver(&port, &store, &[]);
     let computer = tests::pusher(&port);
-    computer
-        .send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0)
-        .unwrap();
+    computer.send(r#"{"unit": 1, "counter": 0, "x": 1, "y": 2}"#, 0).unwrap();
     saver.wait_for_stdout("Computer requested a save", WAIT);
 
     // Nothing else arrives and nobody stops the saver: the row must still
@@ -191,9 +189,7 @@ fn mailbin_stores_valid_forms_and_rejected_messages() {
     faker.send(valid_form("Ada").as_bytes(), 0).unwrap();
     faker
         .send(
-            valid_form("Bad")
-                .replace("ada@example.org", "nobody")
-                .as_bytes(),
+            valid_form("Bad").replace("ada@example.org", "nobody").as_bytes(),
             0,
         )
         .unwrap();

@@ -140,11 +140,8 @@ fn assert_causes_come_first(lines: &[String]) {
 fn tour_runs_one_scenario_when_asked() {
     let tour = Program::start_tool("tour", &["reqrep"]).finish(TOUR);
     assert!(tour.success());
-    let closing: Vec<&String> = tour
-        .stdout
-        .iter()
-        .filter(|line| line.starts_with("=== "))
-        .collect();
+    let closing: Vec<&String> =
+        tour.stdout.iter().filter(|line| line.starts_with("=== ")).collect();
     assert_eq!(
         closing,
         [

@@ -165,9 +165,7 @@ fn without_expect_a_computer_joining_after_the_command_is_not_configured() {
 fn command_with_expect_and_too_few_computers_gives_up() {
     let ports = Ports::new();
     let _only = ports.computer("41", &[]);
-    let command = ports
-        .command(&["--expect", "2", "--timeout", "1s"])
-        .finish(WAIT);
+    let command = ports.command(&["--expect", "2", "--timeout", "1s"]).finish(WAIT);
     assert_eq!(command.code(), Some(1), "{command:?}");
     assert_eq!(
         command.stderr,
@@ -357,9 +355,7 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
     let mut saver = ports.saver(&["--max-message-size", "1000"]);
     saver.wait_for_stdout("Listening", WAIT);
     let computer = tests::pusher(&ports.save);
-    computer
-        .send(r#"{"unit": 1, "counter": 0, "x": 0.5, "y": 1}"#, 0)
-        .unwrap();
+    computer.send(r#"{"unit": 1, "counter": 0, "x": 0.5, "y": 1}"#, 0).unwrap();
     saver.wait_for_stdout(r#""counter": 0"#, WAIT);
     for bad in [
         &b"not json"[..],
@@ -417,9 +413,7 @@ fn computer_rejects_commands_that_are_not_json_and_answers_the_next() {
     let mut computer = ports.computer("81", &[]);
     assert_eq!(publisher.recv_bytes(0).unwrap(), b"\x01politiche2013 ");
     publisher.send("politiche2013 configure please", 0).unwrap();
-    publisher
-        .send("politiche2013 {\"cmd\": \"configure\"}", 0)
-        .unwrap();
+    publisher.send("politiche2013 {\"cmd\": \"configure\"}", 0).unwrap();
     let reply: serde_json::Value = serde_json::from_slice(&replies.recv_bytes(0).unwrap()).unwrap();
     assert_eq!(
         reply,
@@ -443,9 +437,7 @@ fn command_rejects_replies_without_a_unit() {
     replies
         .send_multipart([&br#"{"unit": 6,"#[..], br#" "status": "configured"}"#], 0)
         .unwrap();
-    replies
-        .send(r#"{"unit": 7, "status": "configured"}"#, 0)
-        .unwrap();
+    replies.send(r#"{"unit": 7, "status": "configured"}"#, 0).unwrap();
     let command = command.finish_successfully();
     assert_eq!(responded_units(&command.stdout), [7]);
     assert!(
