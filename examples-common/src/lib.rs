@@ -1,21 +1,24 @@
 //! What every example shares, as `zhelpers.h` does for the ZeroMQ Guide's
 //! C examples. The map:
 //!
-//! - here: the original's ports, endpoint strings, socket set-up whose
-//!   errors say what failed, and [`run`], the one `error: ...` exit (all);
-//! - [`cli`]: flags several programs share (all);
-//! - [`console`]: `say!` and `note!`, buffered stdout, one-line payloads (all);
-//! - [`stop`]: Ctrl-C and SIGTERM as a flag that loops look at (all);
-//! - [`poller`]: waiting on several sockets (reqrep_server, command, saver,
-//!   mailbin), and `take`, which reads a whole message (those and computer);
-//! - [`link`]: a connecting socket that says when its connection is lost,
-//!   and a receive with a timeout (reqrep_client, sub_client, computer, and
-//!   the outbox);
-//! - [`outbox`]: what a PUSH socket may still hold at exit (computer, faker);
-//! - [`store`]: the SQLite database of `--store` (saver, mailbin).
+//! What a learner reads:
+//! - here: the original's ports, endpoint strings, the set-up of a
+//!   server's and a client's socket, the errors of `bind` and `connect`
+//!   that say which endpoint failed, and [`run`], the one `error: ...` exit;
+//! - [`poller`]: waiting on several sockets, as pyzmq's `zmq.Poller`, and
+//!   [`frames`], which counts the frames of a message;
+//! - [`console`]: `say!` (`println!`, buffered) and `note!` (`eprintln!`).
 //!
-//! A tutorial reader may skip the insides of the outbox and the store, and
-//! the console's line stamps, which only the tour uses.
+//! The hardening, which a learner may skip: each module says the trap it
+//! handles, and each program calls it in one line from its flow.
+//! - [`stop`]: Ctrl-C and SIGTERM as a flag that loops look at (all);
+//! - [`cli`]: flags several programs share, and how they are parsed (all);
+//! - [`link`]: watches a client's connection, says when it is lost, and
+//!   connects a receiver again after an oversized message (reqrep_client,
+//!   sub_client, computer, and the outbox);
+//! - [`outbox`]: counts what a PUSH socket may still hold at exit
+//!   (computer, faker);
+//! - [`store`]: the SQLite database of `--store` (saver, mailbin).
 
 pub mod cli;
 pub mod console;
@@ -26,17 +29,15 @@ pub mod stop;
 #[cfg(feature = "store")]
 pub mod store;
 
-use std::net::ToSocketAddrs as _;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::LazyLock;
-use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, anyhow};
 
-pub use link::{Link, Received};
+pub use link::{Link, Wait};
 pub use outbox::{Delivery, Outbox};
-pub use poller::{Incoming, Poller, take};
+pub use poller::{Incoming, Poller, frames};
 
 /// Request-reply: the REP server listens here.
 pub const REQREP_PORT: u16 = 5556;
@@ -56,64 +57,60 @@ pub fn tcp(host: &str, port: u16) -> String {
     format!("tcp://{host}:{port}")
 }
 
-/// Creates a socket of `kind`. Its connections ping the peer every second
-/// (ZMTP heartbeats) and give it up after 3 s of silence: a peer that
-/// vanished without closing (a host down, a cable pulled) sends no FIN, and
-/// TCP alone would notice nothing for minutes. (A bound socket gives no
-/// peer up: see [`bind`].)
-pub fn socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
-    let socket = context
-        .socket(kind)
-        .with_context(|| format!("cannot create a {kind:?} socket"))?;
+/// Creates a socket of `kind` that a client connects (REQ, SUB, PUSH).
+/// Its connection pings the server every second (ZMTP heartbeats) and
+/// gives it up after 3 s of silence: a server that vanished without
+/// closing (a host down, a cable pulled) sends no FIN, and TCP alone would
+/// notice nothing for minutes. libzmq then connects again by itself.
+pub fn client_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
+    let socket = new_socket(context, kind)?;
     socket.set_heartbeat_ivl(1000)?;
     socket.set_heartbeat_timeout(3000)?;
     Ok(socket)
 }
 
-/// Creates a socket that receives, and refuses messages over
-/// `--max-message-size`: no peer can make it allocate without bound
-/// (libzmq drops the connection that sends one).
-pub fn receiver(
-    context: &zmq::Context,
-    kind: zmq::SocketType,
-    limit: &cli::ReceiveLimit,
-) -> Result<zmq::Socket> {
-    let socket = socket(context, kind)?;
-    socket.set_maxmsgsize(limit.max_message_size)?;
-    Ok(socket)
-}
-
-/// Binds `socket` to `endpoint`, saying which endpoint when that fails
-/// (`cannot bind tcp://*:5556: Address already in use`).
+/// Creates a socket of `kind` that a server binds (REP, PUB, PULL).
 ///
 /// Trap: a server that stops reading (its queue full behind a locked
 /// store, a slow terminal) reads no heartbeat answers either. Were it to
-/// give up the peers it no longer hears, it would drop their connections
-/// and what they carried. So a bound socket gives no peer up: it keeps
-/// pinging them, which tells them it is alive, and they, the side that
-/// connects again, notice a dead link.
-pub fn bind(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
+/// give up the clients it no longer hears, it would drop their connections
+/// and what they carried. So a server gives no client up: it keeps pinging
+/// them, which tells them it is alive, and they, the side that connects
+/// again, notice a dead link.
+pub fn server_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
+    let socket = new_socket(context, kind)?;
+    socket.set_heartbeat_ivl(1000)?;
     socket.set_heartbeat_timeout(0)?;
-    match socket.bind(endpoint) {
+    Ok(socket)
+}
+
+fn new_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
+    context.socket(kind).with_context(|| format!("cannot create a {kind:?} socket"))
+}
+
+/// The error of `socket.bind(endpoint)`, saying which endpoint failed
+/// (`cannot bind tcp://*:5556: Address already in use`):
+/// `socket.bind(&endpoint).map_err(cannot_bind(&endpoint))?`.
+pub fn cannot_bind(endpoint: &str) -> impl FnOnce(zmq::Error) -> anyhow::Error + '_ {
+    move |error| match error {
         // libzmq reads what is not an IP address as an interface's name:
         // it resolves no host names when binding (`localhost` included).
-        Err(zmq::Error::ENODEV) => anyhow::bail!(
+        zmq::Error::ENODEV => anyhow!(
             "cannot bind {endpoint}: not an IP address, nor a network interface, of this machine (a bind takes no host names)"
         ),
-        bound => bound.with_context(|| format!("cannot bind {endpoint}")),
+        error => anyhow!("cannot bind {endpoint}: {error}"),
     }
 }
 
-/// Sends one message, as `socket.send(message, flags)` does, but tries
-/// again when a signal interrupted the call (the trap in [`stop`]): Ctrl-C
-/// must not end a program with `error: Interrupted system call`, nor leave
-/// a REP socket that never sent its reply, and so can never receive again.
-pub fn send(socket: &zmq::Socket, message: &[u8], flags: i32) -> zmq::Result<()> {
-    loop {
-        match socket.send(message, flags) {
-            Err(zmq::Error::EINTR) => {}
-            sent => return sent,
+/// The error of `socket.connect(endpoint)`, saying which endpoint failed.
+/// (A server that is not running yet is no error: ZeroMQ connects in the
+/// background, and again whenever the connection is lost.)
+pub fn cannot_connect(endpoint: &str) -> impl FnOnce(zmq::Error) -> anyhow::Error + '_ {
+    move |error| match error {
+        zmq::Error::EINVAL => {
+            anyhow!("cannot connect to {endpoint}: not a host name or address, and a port")
         }
+        error => anyhow!("cannot connect to {endpoint}: {error}"),
     }
 }
 
@@ -124,43 +121,8 @@ pub fn stop_accepting(socket: &zmq::Socket) -> Result<()> {
     let endpoint = socket
         .get_last_endpoint()
         .context("cannot read the bound endpoint")?
-        .map_err(|bytes| anyhow::anyhow!("bound to an endpoint that is not text: {bytes:?}"))?;
-    socket
-        .unbind(&endpoint)
-        .with_context(|| format!("cannot unbind {endpoint}"))
-}
-
-/// Connects `socket` to `endpoint`. ZeroMQ connects in the background and
-/// reconnects by itself, so a server that is not running yet is no error.
-pub fn connect(socket: &zmq::Socket, endpoint: &str) -> Result<()> {
-    match socket.connect(endpoint) {
-        Ok(()) => {
-            warn_if_unresolvable(endpoint);
-            Ok(())
-        }
-        Err(zmq::Error::EINVAL) => {
-            bail!("cannot connect to {endpoint}: not a host name or address, and a port")
-        }
-        Err(error) => Err(error).with_context(|| format!("cannot connect to {endpoint}")),
-    }
-}
-
-/// Says once, on stderr, that a `tcp://` host name does not resolve:
-/// ZeroMQ would keep trying it in silence, and a misspelt `--host` would
-/// look like a server that does not answer.
-fn warn_if_unresolvable(endpoint: &str) {
-    static WARNED: AtomicBool = AtomicBool::new(false);
-    let Some(address) = endpoint.strip_prefix("tcp://") else {
-        return;
-    };
-    let resolves = address
-        .to_socket_addrs()
-        .is_ok_and(|mut found| found.next().is_some());
-    if !resolves && !WARNED.swap(true, Ordering::Relaxed) {
-        let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
-        let program = program_name();
-        note!("{program}: warning: cannot resolve host {host} (ZeroMQ keeps trying)");
-    }
+        .map_err(|bytes| anyhow!("bound to an endpoint that is not text: {bytes:?}"))?;
+    socket.unbind(&endpoint).with_context(|| format!("cannot unbind {endpoint}"))
 }
 
 /// The name this program was started under (`reqrep_client`), which
@@ -176,8 +138,9 @@ pub fn program_name() -> &'static str {
     &NAME
 }
 
-/// Runs a program's body: installs the Ctrl-C/SIGTERM handler first, flushes
-/// stdout last, and turns an error into one `error: ...` line and exit 1.
+/// Runs a program's body: installs the Ctrl-C/SIGTERM handling first,
+/// flushes stdout last, and turns an error into one `error: ...` line and
+/// exit 1.
 pub fn run(body: impl FnOnce() -> Result<ExitCode>) -> ExitCode {
     let outcome = stop::install().and_then(|()| body());
     console::flush();

@@ -1,19 +1,20 @@
-//! Watching a connection. libzmq's socket monitor reports, as messages on
-//! an inproc socket, when a connection is made (its handshake done) or
-//! lost; a [`Link`] reads them and says on stderr when its connection is
-//! lost and when it is made again.
+//! Watching a client's connection. libzmq's socket monitor reports, as
+//! messages on an inproc socket, when a connection is made (its handshake
+//! done) or lost; a [`Link`] reads them and says on stderr when its
+//! connection is lost and when it is made again.
 //!
 //! Trap: a message over a receiver's size limit (`ZMQ_MAXMSGSIZE`) is a
 //! protocol error to libzmq: it drops the connection and, unlike after a
 //! network error, never connects again. A SUB or REQ socket would wait for
 //! ever: the link connects it again.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::ToSocketAddrs as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
-use crate::{Incoming, Poller, take};
+use crate::Poller;
 
 /// The connection of one connecting socket, watched through its monitor.
 pub struct Link {
@@ -21,7 +22,7 @@ pub struct Link {
     /// Who is at the other end, as the lines on stderr say it.
     pub(crate) peer: String,
     /// For a PUSH socket, what waits in its queue while the link is down
-    /// (`results`); a receiver (`None`) is connected again instead.
+    /// (`results`).
     pub(crate) queued: Option<&'static str>,
     events: zmq::Socket,
     connected: bool,
@@ -31,10 +32,11 @@ pub struct Link {
     again: bool,
 }
 
-/// What [`Link::receive`] got.
-#[derive(Debug)]
-pub enum Received {
-    Message(Incoming),
+/// How [`Link::wait`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// A message is waiting: receive it.
+    Ready,
     /// The timeout passed with nothing to read.
     TimedOut,
     /// Ctrl-C or SIGTERM came.
@@ -45,9 +47,10 @@ pub enum Received {
 }
 
 impl Link {
-    /// Connects `socket` to `endpoint`, watching the connection from before
-    /// it is made, so that its first handshake is seen too.
-    pub fn connect(context: &zmq::Context, socket: &zmq::Socket, endpoint: &str) -> Result<Link> {
+    /// Watches the connection `socket` is about to make to `endpoint`:
+    /// call it before `socket.connect(endpoint)`, so that the first
+    /// handshake is seen too.
+    pub fn watch(context: &zmq::Context, socket: &zmq::Socket, endpoint: &str) -> Result<Link> {
         static MONITORS: AtomicUsize = AtomicUsize::new(0);
         let monitor = format!(
             "inproc://monitor-{}",
@@ -58,11 +61,9 @@ impl Link {
         socket
             .monitor(&monitor, i32::from(watched))
             .context("cannot monitor a socket")?;
-        let events = crate::socket(context, zmq::PAIR)?;
-        events
-            .connect(&monitor)
-            .context("cannot read a socket's events")?;
-        crate::connect(socket, endpoint)?;
+        let events = context.socket(zmq::PAIR).context("cannot create a socket for a monitor")?;
+        events.connect(&monitor).context("cannot read a socket's events")?;
+        warn_if_unresolvable(endpoint);
         Ok(Link {
             endpoint: endpoint.to_owned(),
             peer: endpoint.to_owned(),
@@ -85,15 +86,27 @@ impl Link {
         std::mem::take(&mut self.again)
     }
 
-    /// Reads the monitor's news, without waiting. Says when the connection
-    /// is lost (and connects a receiver again) or made again. True if a
-    /// connection was made since the last check, even one lost again since.
+    /// Reads the monitor's news about the receiving `socket`, without
+    /// waiting. Says when the connection is lost (and connects it again)
+    /// or made again. True if a connection was made since the last check,
+    /// even one lost again since.
     pub fn check(&mut self, socket: &zmq::Socket) -> Result<bool> {
+        self.read_events(Some(socket))
+    }
+
+    /// Like [`Link::check`], for a socket that sends: what it sends waits
+    /// in its queue while the connection is down, and libzmq connects
+    /// again by itself.
+    pub(crate) fn check_sender(&mut self) -> Result<bool> {
+        self.read_events(None)
+    }
+
+    fn read_events(&mut self, receiver: Option<&zmq::Socket>) -> Result<bool> {
         let mut made = false;
         loop {
             let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(made),
+                Err(zmq::Error::EAGAIN) => return Ok(made),
                 Err(error) => return Err(error).context("cannot read a socket's events"),
             };
             // An event is two frames: 2 bytes of event number and 4 of
@@ -114,51 +127,76 @@ impl Link {
                 continue;
             }
             (self.connected, self.lost) = (false, true);
-            let Some(what) = self.queued else {
-                let limit = socket.get_maxmsgsize().unwrap_or(-1);
+            let Some(socket) = receiver else {
+                let what = self.queued.unwrap_or("messages");
                 crate::note!(
-                    "{program}: lost the connection to {peer} (the peer went away, or sent a message over {limit} bytes); connecting again"
+                    "{program}: lost the connection to {peer}; {what} wait in the queue until it is back"
                 );
-                // libzmq may be connecting again already (after a network
-                // error) or not (after a protocol error): start over.
-                match socket.disconnect(&self.endpoint) {
-                    Ok(()) | Err(zmq::Error::ENOENT) => {}
-                    Err(error) => return Err(error).context("cannot disconnect"),
-                }
-                socket
-                    .connect(&self.endpoint)
-                    .with_context(|| format!("cannot connect to {}", self.endpoint))?;
                 continue;
             };
+            let limit = socket.get_maxmsgsize().unwrap_or(-1);
             crate::note!(
-                "{program}: lost the connection to {peer}; {what} wait in the queue until it is back"
+                "{program}: lost the connection to {peer} (the peer went away, or sent a message over {limit} bytes); connecting again"
             );
+            // libzmq may be connecting again already (after a network
+            // error) or not (after a protocol error): start over.
+            match socket.disconnect(&self.endpoint) {
+                Ok(()) | Err(zmq::Error::ENOENT) => {}
+                Err(error) => return Err(error).context("cannot disconnect"),
+            }
+            socket
+                .connect(&self.endpoint)
+                .with_context(|| format!("cannot connect to {}", self.endpoint))?;
         }
     }
 
-    /// Receives one message from `socket`, as a blocking `recv` would, but
-    /// gives up after `timeout` (`None`: never), on Ctrl-C, and when a lost
-    /// connection was made again.
-    pub fn receive(&mut self, socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Received> {
+    /// Waits until `socket` has a message to receive, as a blocking `recv`
+    /// would, but gives up after `timeout` (`None`: never), on Ctrl-C, and
+    /// when a lost connection was made again.
+    pub fn wait(&mut self, socket: &zmq::Socket, timeout: Option<Duration>) -> Result<Wait> {
         let deadline = timeout.map(|timeout| Instant::now() + timeout);
         loop {
-            if let Some(message) = take(socket)? {
-                return Ok(Received::Message(message));
+            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+            let mut poller = Poller::new();
+            let message = poller.register(socket);
+            poller.register(&self.events);
+            let woke = poller.poll(left)?;
+            if woke && poller.is_readable(message) {
+                return Ok(Wait::Ready);
             }
             self.check(socket)?;
             if self.reconnected() {
-                return Ok(Received::Reconnected);
+                return Ok(Wait::Reconnected);
             }
-            let left = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
-            let mut poller = Poller::new();
-            poller.register(socket);
-            poller.register(&self.events);
-            if !poller.poll(left)? {
+            if !woke {
                 return Ok(match crate::stop::requested() {
-                    true => Received::Stopped,
-                    false => Received::TimedOut,
+                    true => Wait::Stopped,
+                    false => Wait::TimedOut,
                 });
             }
         }
+    }
+}
+
+/// Says once, on stderr, that a `tcp://` host name does not resolve:
+/// ZeroMQ would keep trying it in silence, and a misspelt `--host` would
+/// look like a server that does not answer. (A host that is no host name
+/// at all, `bad host!`, is for `connect` to refuse.)
+fn warn_if_unresolvable(endpoint: &str) {
+    static WARNED: AtomicBool = AtomicBool::new(false);
+    let Some(address) = endpoint.strip_prefix("tcp://") else {
+        return;
+    };
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let name_like = host
+        .bytes()
+        .all(|byte| byte.is_ascii_alphanumeric() || b".-_[]:".contains(&byte));
+    if !name_like {
+        return;
+    }
+    let resolves = address.to_socket_addrs().is_ok_and(|mut found| found.next().is_some());
+    if !resolves && !WARNED.swap(true, Ordering::Relaxed) {
+        let program = crate::program_name();
+        crate::note!("{program}: warning: cannot resolve host {host} (ZeroMQ keeps trying)");
     }
 }

@@ -1,5 +1,5 @@
 //! The outbox (computer and faker): watches a program's PUSH socket and
-//! counts what it may still hold. A tutorial reader may skip its insides.
+//! counts what it may still hold. A tutorial reader may skip it.
 //!
 //! A connecting PUSH socket queues what it sends while nobody is listening,
 //! and sends it when a peer comes: "queued without a broker". ZeroMQ does
@@ -34,9 +34,8 @@ pub enum Delivery {
 const SEND_HWM: u64 = 1000;
 const OUT_BATCH_BYTES: u64 = 8192;
 
-/// A PUSH socket, the link it sends on, and what it may still hold.
+/// What a PUSH socket may hold: the link it sends on, and its counts.
 pub struct Outbox {
-    socket: zmq::Socket,
     link: Link,
     /// Who takes the messages, and what one and many are: `saver`,
     /// `result`, `results`.
@@ -51,26 +50,28 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Connects the program's PUSH `socket` to `endpoint` and watches it;
-    /// `names` name the peer and the messages (`["saver", "result", "results"]`).
-    pub fn connect(
+    /// Watches the connection the PUSH `socket` is about to make to
+    /// `endpoint` (call it before `socket.connect(endpoint)`); `names` name
+    /// the peer and the messages (`["saver", "result", "results"]`).
+    ///
+    /// It also gives the socket a linger of 0, so that only [`Outbox::finish`]
+    /// waits for what it holds (dropped on an error, the socket drops it), and
+    /// a send timeout of one slice: a send into a full queue gives up after
+    /// it, so that the program can look at Ctrl-C (see [`Outbox::may_retry`]).
+    pub fn watch(
         context: &zmq::Context,
-        socket: zmq::Socket,
+        socket: &zmq::Socket,
         endpoint: &str,
         names: [&'static str; 3],
     ) -> Result<Outbox> {
-        // Dropped on an error, the socket drops what it holds: only
-        // `finish` waits.
         socket.set_linger(0)?;
-        // A full queue makes a send wait in slices, looking at Ctrl-C.
         socket.set_sndtimeo(stop::SLICE.as_millis() as i32)?;
-        let mut link = Link::connect(context, &socket, endpoint)?;
+        let mut link = Link::watch(context, socket, endpoint)?;
         link.peer = format!("the {} at {endpoint}", names[0]);
         link.queued = Some(names[2]);
         let (queued, sent, shortest) = (0, 0, u64::MAX);
         let events_read = Instant::now();
         Ok(Outbox {
-            socket,
             link,
             names,
             queued,
@@ -80,29 +81,32 @@ impl Outbox {
         })
     }
 
-    /// Sends one message. When the queue is full (its high-water mark) this
-    /// waits for room: false if Ctrl-C or SIGTERM came first.
-    pub fn send(&mut self, message: &[u8]) -> Result<bool> {
+    /// After a send failed with `error`: true to send again, false if
+    /// Ctrl-C or SIGTERM came, an error if the send cannot work at all.
+    ///
+    /// Trap: with no peer to take them, messages fill the queue (its
+    /// high-water mark, 1000), and a send then waits for room, for ever
+    /// with no peer. The send timeout ends each wait after a slice.
+    pub fn may_retry(&mut self, error: zmq::Error) -> Result<bool> {
+        if error != zmq::Error::EAGAIN {
+            return Err(error).context("cannot send a message");
+        }
+        console::flush();
+        self.read_link()?;
+        Ok(!stop::requested())
+    }
+
+    /// Counts one `message` that the socket took.
+    pub fn sent(&mut self, message: &[u8]) -> Result<()> {
         if !self.link.is_connected() || self.events_read.elapsed() >= Duration::from_millis(1) {
             self.read_link()?;
-        }
-        loop {
-            match self.socket.send(message, 0) {
-                Ok(()) => break,
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) if !stop::requested() => {
-                    console::flush();
-                    self.read_link()?;
-                }
-                Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(false),
-                Err(error) => return Err(error).context("cannot send a message"),
-            }
         }
         match self.link.is_connected() {
             false => self.queued += 1,
             true => self.sent += 1,
         }
         self.shortest = self.shortest.min(message.len() as u64);
-        Ok(true)
+        Ok(())
     }
 
     /// True while a peer is connected (as last read).
@@ -120,19 +124,25 @@ impl Outbox {
     /// Reads the link's news. A connection made takes every queued message:
     /// they are sent on it, even if it is lost again already.
     fn read_link(&mut self) -> Result<()> {
-        if self.link.check(&self.socket)? {
+        if self.link.check_sender()? {
             (self.sent, self.queued) = (self.sent + self.queued, 0);
         }
         self.events_read = Instant::now();
         Ok(())
     }
 
-    /// Waits until what was sent has left the program, for `linger` at
-    /// most (`None`: as long as it takes); one more Ctrl-C or SIGTERM ends
-    /// the wait. Takes the program's context, to end it: the wait is the
-    /// context's end, on a thread of its own, so that nothing makes it deaf.
-    /// Every other socket must be closed by then: each holds the context.
-    pub fn finish(mut self, context: zmq::Context, linger: Option<Duration>) -> Result<Delivery> {
+    /// Waits until what `socket` holds has left the program, for `linger`
+    /// at most (`None`: as long as it takes); one more Ctrl-C or SIGTERM
+    /// ends the wait. Takes the program's context, to end it: the wait is
+    /// the context's end, on a thread of its own, so that nothing makes it
+    /// deaf. Every other socket must be closed by then: each holds the
+    /// context.
+    pub fn finish(
+        mut self,
+        socket: zmq::Socket,
+        context: zmq::Context,
+        linger: Option<Duration>,
+    ) -> Result<Delivery> {
         self.read_link()?;
         let ([peer, one, many], endpoint) = (self.names, &self.link.endpoint);
         // What a connected socket may still hold: its queue, and the batch
@@ -168,8 +178,8 @@ impl Outbox {
         );
         let waiting = format!("{}: waiting for {waiting}", crate::program_name());
         // Ending the context waits until every message has left (linger -1).
-        self.socket.set_linger(-1)?;
-        drop(self);
+        socket.set_linger(-1)?;
+        drop((self, socket));
         let (ended, done) = std::sync::mpsc::channel();
         std::thread::Builder::new()
             .name("linger".to_owned())

@@ -1,6 +1,6 @@
 //! Waiting on several sockets: [`Poller`], as pyzmq's `zmq.Poller`, with a
-//! timeout and without missing a Ctrl-C; then [`take`] reads one whole
-//! message from a socket the poll found readable.
+//! timeout and without missing a Ctrl-C; and [`frames`], which counts the
+//! frames of a message a program received.
 
 use std::time::{Duration, Instant};
 
@@ -37,10 +37,11 @@ impl<'a> Poller<'a> {
             if left.is_some_and(|left| left.is_zero()) {
                 return Ok(false);
             }
-            // Trap: a signal ends a long poll with EINTR, maybe before its
-            // handler counted it: wait in slices, and look at the stop flag.
+            // Ctrl-C interrupts no poll (see `stop`): wait in slices, and
+            // look at the stop flag in between.
             let slice = left.unwrap_or(stop::SLICE).min(stop::SLICE);
             match zmq::poll(&mut self.items, slice.as_micros().div_ceil(1000) as i64) {
+                // (EINTR: a poll resumed after SIGSTOP and SIGCONT.)
                 Ok(0) | Err(zmq::Error::EINTR) => {}
                 Ok(_) => return Ok(true),
                 Err(error) => return Err(error).context("cannot poll sockets"),
@@ -76,33 +77,26 @@ impl Incoming {
     }
 }
 
-/// Takes one whole message waiting on `socket`, without waiting: `None`
-/// when nothing is waiting (a poll may say "readable" for a message that a
-/// REP socket then discards as malformed: a blocking `recv` would hang).
-pub fn take(socket: &zmq::Socket) -> Result<Option<Incoming>> {
-    let mut first = zmq::Message::new();
-    match socket.recv(&mut first, zmq::DONTWAIT) {
-        Ok(()) => {}
-        Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(None),
-        Err(error) => return Err(error).context("cannot receive a message"),
-    }
+/// Reads the rest of a message whose first frame `first` was just received
+/// from `socket`, and counts its frames: `frames(&socket, first)?`.
+///
+/// Trap: a peer may send a message of several frames where our protocols
+/// have one. libzmq hands over a message's frames together, so the rest
+/// are here already: each is counted and dropped, never joined into a
+/// second copy, and the program rejects the message as such.
+pub fn frames(socket: &zmq::Socket, first: zmq::Message) -> Result<Incoming> {
     let mut more = first.get_more();
     let mut incoming = Incoming {
         bytes: first.len(),
         first,
         frames: 1,
     };
-    // libzmq hands over a message's frames together, so the rest are here
-    // already. Each is counted and dropped: joined, a message of many
-    // frames would sit in memory twice.
     while more {
-        let mut frame = zmq::Message::new();
-        socket
-            .recv(&mut frame, 0)
-            .context("cannot receive a message")?;
+        let frame =
+            socket.recv_msg(zmq::DONTWAIT).context("cannot receive the rest of a message")?;
         incoming.frames += 1;
         incoming.bytes += frame.len();
         more = frame.get_more();
     }
-    Ok(Some(incoming))
+    Ok(incoming)
 }

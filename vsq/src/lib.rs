@@ -37,9 +37,7 @@ pub fn parse_object<T: DeserializeOwned>(message: &[u8]) -> Result<T, String> {
     serde_json::from_slice(message).map_err(|error| {
         // Without "at line 1 column 311": rejections of one kind read alike.
         let error = error.to_string();
-        let reason = error
-            .rsplit_once(" at line ")
-            .map_or(&*error, |(reason, _)| reason);
+        let reason = error.rsplit_once(" at line ").map_or(&*error, |(reason, _)| reason);
         format!("bad JSON object ({reason})")
     })
 }

@@ -13,16 +13,75 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::{Datelike as _, Days, Local};
 use clap::Parser;
-use examples_common::{Delivery, Outbox, cli, console, note, say, stop};
+use examples_common::{Delivery, Outbox, cannot_connect, cli, console, note, say, stop};
 use fake::Fake as _;
 use fake::faker::internet::en::{FreeEmail, IPv4, UserAgent};
 use fake::faker::name::en::{FirstName, LastName};
 use mailbin::{DATE_FORMAT, Form, SERVICE_URI};
 use rand::SeedableRng as _;
 use rand::rngs::StdRng;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| push_forms(&args))
+}
+
+/// The faker script: pushes a fake form post on a PUSH socket, again and again.
+fn push_forms(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    // Socket for sending forms to the mailbin, watched by an outbox that
+    // counts what it may still hold (see outbox.rs).
+    let form_sender = examples_common::client_socket(&context, zmq::PUSH)?;
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    let names = ["mailbin", "form", "forms"];
+    let mut outbox = Outbox::watch(&context, &form_sender, &endpoint, names)?;
+    form_sender.connect(&endpoint).map_err(cannot_connect(&endpoint))?;
+    let mut rng = match args.seed {
+        Some(seed) => StdRng::seed_from_u64(seed),
+        None => rand::make_rng(),
+    };
+
+    let mut pushed = 0;
+    'push: while !stop::requested() && args.count.is_none_or(|count| pushed < count) {
+        // Simulate mail form content.
+        let form = fake_form(&mut rng);
+
+        // Show the form, then send it to the mailbin: shown first, it comes
+        // before any line the mailbin prints about it.
+        say!("{}", serde_json::to_string_pretty(&form)?);
+        let message = serde_json::to_vec(&form).context("cannot encode a form")?;
+        // A send into a full queue gives up after a slice, to look at
+        // Ctrl-C (see outbox.rs).
+        while let Err(error) = form_sender.send(&message, 0) {
+            if !outbox.may_retry(error)? {
+                note!("faker: stopped before the form shown last was sent");
+                break 'push;
+            }
+        }
+        outbox.sent(&message)?;
+        pushed += 1;
+
+        // Take it easy (but not after the last one).
+        if args.count != Some(pushed) {
+            stop::sleep(args.interval);
+        }
+    }
+
+    // Trap: forms still queued for a mailbin that is not there would hold
+    // up the exit; wait for them to leave, deliberately, or drop them and say so.
+    let delivery = outbox.finish(form_sender, context, args.linger)?;
+    note!("faker: {} made", console::count(pushed, ["form", "forms"]));
+    match delivery {
+        Delivery::Sent => Ok(ExitCode::SUCCESS),
+        Delivery::Dropped(dropped) => {
+            note!("faker: {dropped}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
 
 /// Pushes fake mail form posts to a mailbin on a PUSH socket.
 #[derive(Debug, Parser)]
@@ -46,61 +105,6 @@ struct Args {
     /// At exit, how long to wait for queued forms to be sent (a duration: 250ms, 1s, 2m; default: until they are)
     #[arg(long, value_name = "DURATION", value_parser = cli::duration)]
     linger: Option<Duration>,
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| push_forms(&args))
-}
-
-fn push_forms(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    // Socket for sending forms to the mailbin, watched by an outbox that
-    // counts what it may still hold.
-    let form_sender = examples_common::socket(&context, zmq::PUSH)?;
-    let endpoint = examples_common::tcp(&args.host, args.port);
-    let mut outbox = Outbox::connect(
-        &context,
-        form_sender,
-        &endpoint,
-        ["mailbin", "form", "forms"],
-    )?;
-    let mut rng = match args.seed {
-        Some(seed) => StdRng::seed_from_u64(seed),
-        None => rand::make_rng(),
-    };
-
-    let mut pushed = 0;
-    while !stop::requested() && args.count.is_none_or(|count| pushed < count) {
-        // Simulate mail form content.
-        let form = fake_form(&mut rng);
-
-        // Show the form, then send it to the mailbin: shown first, it comes
-        // before any line the mailbin prints about it.
-        say!("{}", serde_json::to_string_pretty(&form)?);
-        if !outbox.send(serde_json::to_string(&form)?.as_bytes())? {
-            note!("faker: stopped before the form shown last was sent");
-            break;
-        }
-        pushed += 1;
-
-        // Take it easy (but not after the last one).
-        if args.count != Some(pushed) {
-            stop::sleep(args.interval);
-        }
-    }
-
-    // Trap: forms still queued for a mailbin that is not there would hold
-    // up the exit; wait for them to leave, deliberately, or drop them and say so.
-    let delivery = outbox.finish(context, args.linger)?;
-    note!("faker: {} made", console::count(pushed, ["form", "forms"]));
-    match delivery {
-        Delivery::Sent => Ok(ExitCode::SUCCESS),
-        Delivery::Dropped(dropped) => {
-            note!("faker: {dropped}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
 }
 
 /// A form as someone might post it: every field drawn from `rng`, so that

@@ -39,13 +39,78 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use clap::Parser;
 use examples_common::store::{Store, Stored, params};
-use examples_common::{Incoming, Poller, cli, console, note, say};
+use examples_common::{Incoming, Poller, cannot_bind, cli, console, frames, note, say};
 use mailbin::{DATE_FORMAT, Form};
 use serde_json::Value;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| collect(&args))
+}
+
+/// The mailbin service: a PULL socket read through a poller.
+fn collect(args: &Args) -> Result<ExitCode> {
+    // With --store, open it first: if it cannot be written, say so before
+    // binding.
+    let store = Store::open(args.store.as_deref(), FORMS)?;
+
+    let context = zmq::Context::new();
+    // Socket to receive the forms that fakers push.
+    let form_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    form_receiver.set_maxmsgsize(args.limit.max_message_size)?;
+    let endpoint = examples_common::tcp(&args.bind, args.port);
+    form_receiver.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
+    say!("Mailbin listening on {endpoint}");
+
+    let mut mailbin = Mailbin::new(store, args.count);
+    // The loop's error (a store given up) waits until the summary is out.
+    let served = serve(&mut mailbin, &form_receiver);
+    mailbin.summary();
+    served.map(|()| ExitCode::SUCCESS)
+}
+
+/// The poll loop: one form per poll, checked, stored, then printed.
+fn serve(mailbin: &mut Mailbin, form_receiver: &zmq::Socket) -> Result<()> {
+    // Forms are checked through a poller.
+    let mut poller = Poller::new();
+    poller.register(form_receiver);
+    while !mailbin.counted_all() {
+        // False on Ctrl-C, for a clean stop: take no more, and keep what
+        // had reached us already.
+        let stopping = !poller.poll(None)?;
+        if stopping {
+            examples_common::stop_accepting(form_receiver)?;
+        }
+        // form = form_receiver.recv(): the one the poll saw, or, when
+        // stopping, every one waiting.
+        loop {
+            let first = match form_receiver.recv_msg(zmq::DONTWAIT) {
+                Ok(first) => first,
+                Err(zmq::Error::EAGAIN) => break,
+                Err(error) => return Err(error).context("cannot receive a form"),
+            };
+            mailbin.read(frames(form_receiver, first)?)?;
+            if !stopping {
+                break;
+            }
+        }
+        // Printed once committed: a printed form is a stored one.
+        for sender in mailbin.commit()? {
+            say!(
+                "Mailbin received a form from {}",
+                console::whole(sender.as_bytes())
+            );
+        }
+        if stopping {
+            break;
+        }
+    }
+    Ok(())
+}
 
 /// Collects mail form posts on a PULL socket and checks each one.
 #[derive(Debug, Parser)]
@@ -67,11 +132,6 @@ struct Args {
     limit: cli::ReceiveLimit,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| collect(&args))
-}
-
 /// The mailbin's table in the `--store` database.
 const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
     id          INTEGER PRIMARY KEY,
@@ -90,110 +150,86 @@ const INSERT: &str = "INSERT INTO forms
     (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-fn collect(args: &Args) -> Result<ExitCode> {
-    // Open the store first: if it cannot be written, say so before binding.
-    let mut store = Store::open(args.store.as_deref(), FORMS)?;
-
-    let context = zmq::Context::new();
-    // Socket to receive the forms that fakers push.
-    let form_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
-    let endpoint = examples_common::tcp(&args.bind, args.port);
-    examples_common::bind(&form_receiver, &endpoint)?;
-    say!("Mailbin listening on {endpoint}");
-
-    // Forms are checked through a poller.
-    let mut poller = Poller::new();
-    let forms = poller.register(&form_receiver);
-    let mut mailbin = Mailbin::default();
-    // The loop's error (a store given up) waits until the summary is out.
-    let served = (|| -> Result<()> {
-        while args.count.is_none_or(|count| mailbin.received < count) {
-            // socks = dict(poller.poll()): false on Ctrl-C.
-            if !poller.poll(None)? {
-                // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
-                examples_common::stop_accepting(&form_receiver)?;
-                while let Some(message) = examples_common::take(&form_receiver)? {
-                    mailbin.read(message, &mut store)?;
-                }
-                return mailbin.keep(&mut store);
-            }
-            if poller.is_readable(forms) {
-                if let Some(message) = examples_common::take(&form_receiver)? {
-                    mailbin.read(message, &mut store)?;
-                }
-                mailbin.keep(&mut store)?;
-            }
-        }
-        Ok(())
-    })();
-    note!(
-        "mailbin: {} received, {} rejected",
-        console::count(mailbin.received, ["form", "forms"]),
-        mailbin.rejected
-    );
-    served.map(|()| ExitCode::SUCCESS)
-}
-
 /// What the mailbin has read: who sent the forms not printed yet, and its counts.
-#[derive(Default)]
 struct Mailbin {
+    store: Store,
+    /// --count: stop after this many valid forms.
+    count: Option<u64>,
     senders: Vec<String>,
     received: u64,
     rejected: u64,
 }
 
 impl Mailbin {
+    fn new(store: Store, count: Option<u64>) -> Mailbin {
+        Mailbin {
+            store,
+            count,
+            senders: Vec::new(),
+            received: 0,
+            rejected: 0,
+        }
+    }
+
+    /// True once `--count` valid forms were received.
+    fn counted_all(&self) -> bool {
+        self.count.is_some_and(|count| self.received >= count)
+    }
+
     /// Checks one message: a valid form goes to the store and waits to be
     /// printed; anything else is rejected at once.
-    fn read(&mut self, message: Incoming, store: &mut Store) -> Result<()> {
+    fn read(&mut self, message: Incoming) -> Result<()> {
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
             None => read_form(&message.first),
         };
-        match checked {
-            Ok(form) => {
-                let row = params![
-                    form.first_name,
-                    form.last_name,
-                    form.email,
-                    form.created_at,
-                    form.ip,
-                    form.user_agent,
-                    form.service_uri,
-                ];
-                if store.insert(INSERT, row, &message.first)? == Stored::Refused {
-                    self.rejected += 1;
-                    return Ok(());
-                }
-                let Form {
-                    first_name,
-                    last_name,
-                    email,
-                    ..
-                } = &form;
-                self.senders
-                    .push(format!("{first_name} {last_name} {email}"));
-                self.received += 1;
-            }
+        let form = match checked {
+            Ok(form) => form,
             Err(problem) => {
                 console::reject(&problem, &message.first);
-                store.reject(&message.first, &problem)?;
+                self.store.reject(&message.first, &problem)?;
                 self.rejected += 1;
+                return Ok(());
             }
+        };
+        let row = params![
+            form.first_name,
+            form.last_name,
+            form.email,
+            form.created_at,
+            form.ip,
+            form.user_agent,
+            form.service_uri,
+        ];
+        if self.store.insert(INSERT, row, &message.first)? == Stored::Refused {
+            self.rejected += 1;
+            return Ok(());
         }
+        let Form {
+            first_name,
+            last_name,
+            email,
+            ..
+        } = &form;
+        self.senders.push(format!("{first_name} {last_name} {email}"));
+        self.received += 1;
         Ok(())
     }
 
-    /// Commits the forms, then prints them: a printed form is a stored one.
-    fn keep(&mut self, store: &mut Store) -> Result<()> {
-        store.commit()?;
-        for sender in self.senders.drain(..) {
-            say!(
-                "Mailbin received a form from {}",
-                console::whole(sender.as_bytes())
-            );
-        }
-        Ok(())
+    /// Commits the forms read; returns who sent them, to be printed: a
+    /// printed form is a stored one.
+    fn commit(&mut self) -> Result<Vec<String>> {
+        self.store.commit()?;
+        Ok(std::mem::take(&mut self.senders))
+    }
+
+    /// `mailbin: 3 forms received, 1 rejected` on stderr.
+    fn summary(&self) {
+        note!(
+            "mailbin: {} received, {} rejected",
+            console::count(self.received, ["form", "forms"]),
+            self.rejected
+        );
     }
 }
 

@@ -31,10 +31,44 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{cli, note, say, stop};
+use examples_common::{cannot_bind, cli, note, say, stop};
 use rand::RngExt as _;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| publish(&args))
+}
+
+/// pub_server.py: publishes weather updates on a PUB socket.
+fn publish(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let publisher = examples_common::server_socket(&context, zmq::PUB)?;
+    // Updates nobody received yet are not worth waiting for at exit.
+    publisher.set_linger(0)?;
+    // socket.bind("tcp://*:%s" % port)
+    let endpoint = examples_common::tcp(&args.bind, args.port);
+    publisher.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
+
+    let mut rng = rand::rng();
+    let mut published = 0;
+    while !stop::requested() && args.count.is_none_or(|count| published < count) {
+        // zipcode = random.randrange(10000, 10002): three zipcodes, as the
+        // original's README says (its randrange never drew the third).
+        let zipcode = rng.random_range(10000..=10002);
+        // messagedata = random.randrange(1, 215) - 80
+        let temperature = rng.random_range(1..215) - 80;
+        // socket.send("%d %d" % (zipcode, messagedata))
+        let update = format!("{zipcode} {temperature}");
+        say!("{update}");
+        publisher.send(update.as_bytes(), 0).context("cannot publish an update")?;
+        published += 1;
+        stop::sleep(args.interval);
+    }
+    note!("pub_server: {published} updates published");
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Publishes random temperatures for three zipcodes on a PUB socket.
 #[derive(Debug, Parser)]
@@ -52,33 +86,4 @@ struct Args {
     /// Stop after this many updates (default: publish forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     count: Option<u64>,
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| publish(&args))
-}
-
-fn publish(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    let socket = examples_common::socket(&context, zmq::PUB)?;
-    // Updates nobody received yet are not worth waiting for at exit.
-    socket.set_linger(0)?;
-    examples_common::bind(&socket, &examples_common::tcp(&args.bind, args.port))?;
-
-    let mut rng = rand::rng();
-    let mut published = 0;
-    while !stop::requested() && args.count.is_none_or(|count| published < count) {
-        // Three zipcodes, as the original's README says (its
-        // randrange(10000, 10002) never drew the third).
-        let zipcode = rng.random_range(10000..=10002);
-        let temperature = rng.random_range(1..215) - 80;
-        let update = format!("{zipcode} {temperature}");
-        say!("{update}");
-        examples_common::send(&socket, update.as_bytes(), 0)?;
-        published += 1;
-        stop::sleep(args.interval);
-    }
-    note!("pub_server: {published} updates published");
-    Ok(ExitCode::SUCCESS)
 }

@@ -10,9 +10,92 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use examples_common::{Link, Received, cli, console, note, say};
+use examples_common::{Link, Wait, cannot_connect, cli, console, frames, note, say};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| subscribe(&args))
+}
+
+/// sub_client.py: averages the temperatures of one zipcode, from a SUB socket.
+fn subscribe(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    say!(
+        "Collecting updates from weather server at {endpoint} for zipcode {} ...",
+        args.zipcode
+    );
+    let subscriber = examples_common::client_socket(&context, zmq::SUB)?;
+    subscriber.set_maxmsgsize(args.limit.max_message_size)?;
+    // Our subscription is all a SUB socket sends: not worth waiting for at exit.
+    subscriber.set_linger(0)?;
+    // socket.connect("tcp://localhost:%s" % port), watched by a link that
+    // connects again after an oversized update (see link.rs).
+    let mut link = Link::watch(&context, &subscriber, &endpoint)?;
+    subscriber.connect(&endpoint).map_err(cannot_connect(&endpoint))?;
+    // socket.setsockopt(zmq.SUBSCRIBE, "10001")
+    // Trap: subscriptions match byte prefixes, and "10001" would also
+    // match "100012 ...". The zipcode and its space ask for the whole zipcode.
+    subscriber.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
+
+    let mut total_temperature: i128 = 0;
+    let mut received = 0;
+    while received < args.updates {
+        match link.wait(&subscriber, args.timeout)? {
+            Wait::Ready => {}
+            // What was published meanwhile is gone: a subscriber listens on.
+            Wait::Reconnected => continue,
+            Wait::Stopped => {
+                let updates = console::count(received, ["update", "updates"]);
+                note!("sub_client: stopped after {updates}");
+                return Ok(ExitCode::SUCCESS);
+            }
+            Wait::TimedOut => {
+                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                bail!("no update from {endpoint} within {timeout}");
+            }
+        }
+        // string = socket.recv()
+        let first = subscriber.recv_msg(0).context("cannot receive an update")?;
+        let update = frames(&subscriber, first)?;
+        // topic, messagedata = string.split()
+        let temperature = match update.multipart() {
+            Some(problem) => Err(problem),
+            None => parse_update(&update.first, &args.zipcode)
+                .ok_or_else(|| "not an update \"<zipcode> <integer>\"".to_owned()),
+        };
+        let temperature = match temperature {
+            Ok(temperature) => temperature,
+            Err(problem) => {
+                console::reject(problem, &update.first);
+                continue;
+            }
+        };
+        // total_value += int(messagedata)
+        total_temperature += i128::from(temperature);
+        received += 1;
+        say!("{} {temperature}", args.zipcode);
+    }
+
+    // Rounded toward negative infinity, as Python's `//` does: -7 / 5 is -2.
+    let average = total_temperature.div_euclid(i128::from(args.updates));
+    say!(
+        "Average temperature value for '{}' was {average}C",
+        args.zipcode
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads "<zipcode> <temperature>" for our zipcode: one space, an integer.
+fn parse_update(message: &[u8], zipcode: &str) -> Option<i64> {
+    let (topic, temperature) = std::str::from_utf8(message).ok()?.split_once(' ')?;
+    if topic != zipcode {
+        return None;
+    }
+    temperature.parse().ok()
+}
 
 /// Averages the temperatures published for one zipcode.
 #[derive(Debug, Parser)]
@@ -42,81 +125,4 @@ fn zipcode(text: &str) -> Result<String, &'static str> {
         true => Ok(text.to_owned()),
         false => Err("a zipcode is made of digits only"),
     }
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| subscribe(&args))
-}
-
-fn subscribe(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    let endpoint = examples_common::tcp(&args.host, args.port);
-    say!(
-        "Collecting updates from weather server at {endpoint} for zipcode {} ...",
-        args.zipcode
-    );
-    let socket = examples_common::receiver(&context, zmq::SUB, &args.limit)?;
-    // Our subscription is all a SUB socket sends: not worth waiting for at exit.
-    socket.set_linger(0)?;
-    // Trap: after a message over --max-message-size libzmq drops the
-    // connection for good; the link watches it and connects again.
-    let mut link = Link::connect(&context, &socket, &endpoint)?;
-    // Trap: subscriptions match byte prefixes, and "10001" would also
-    // match "100012 ...". Subscribing to the zipcode and its space asks for
-    // the whole zipcode.
-    socket.set_subscribe(format!("{} ", args.zipcode).as_bytes())?;
-
-    let mut total_temperature: i128 = 0;
-    let mut received = 0;
-    while received < args.updates {
-        let message = match link.receive(&socket, args.timeout)? {
-            Received::Message(message) => message,
-            // What was published meanwhile is gone: a subscriber listens on.
-            Received::Reconnected => continue,
-            Received::Stopped => {
-                note!(
-                    "sub_client: stopped after {}",
-                    console::count(received, ["update", "updates"])
-                );
-                return Ok(ExitCode::SUCCESS);
-            }
-            Received::TimedOut => {
-                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
-                bail!("no update from {endpoint} within {timeout}");
-            }
-        };
-        let temperature = match message.multipart() {
-            Some(problem) => Err(problem),
-            None => parse_update(&message.first, &args.zipcode)
-                .ok_or_else(|| "not an update \"<zipcode> <integer>\"".to_owned()),
-        };
-        let temperature = match temperature {
-            Ok(temperature) => temperature,
-            Err(problem) => {
-                console::reject(problem, &message.first);
-                continue;
-            }
-        };
-        total_temperature += i128::from(temperature);
-        received += 1;
-        say!("{} {temperature}", args.zipcode);
-    }
-
-    // Rounded toward negative infinity, as Python's `//` does: -7 / 5 is -2.
-    let average = total_temperature.div_euclid(i128::from(args.updates));
-    say!(
-        "Average temperature value for '{}' was {average}C",
-        args.zipcode
-    );
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Reads "<zipcode> <temperature>" for our zipcode: one space, an integer.
-fn parse_update(message: &[u8], zipcode: &str) -> Option<i64> {
-    let (topic, temperature) = std::str::from_utf8(message).ok()?.split_once(' ')?;
-    if topic != zipcode {
-        return None;
-    }
-    temperature.parse().ok()
 }

@@ -10,9 +10,74 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use examples_common::{Link, Received, cli, console, note, say};
+use examples_common::{Link, Wait, cannot_connect, cli, console, frames, note, say};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| request(&args))
+}
+
+/// reqrep_client.py: ten requests on a REQ socket, each waiting for its reply.
+fn request(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    say!("Connecting to server...");
+    let requester = examples_common::client_socket(&context, zmq::REQ)?;
+    requester.set_maxmsgsize(args.limit.max_message_size)?;
+    // Trap: a request nobody answers stays queued and would hold the
+    // program at exit; drop it instead.
+    requester.set_linger(0)?;
+    // A REQ socket may send a request again when its reply was lost
+    // (relaxed), and then ignores a late reply to the old one (correlate).
+    requester.set_req_relaxed(true)?;
+    requester.set_req_correlate(true)?;
+    // socket.connect("tcp://localhost:%s" % port), watched by a link that
+    // connects again after an oversized reply (see link.rs).
+    let endpoint = examples_common::tcp(&args.host, args.port);
+    let mut link = Link::watch(&context, &requester, &endpoint)?;
+    requester.connect(&endpoint).map_err(cannot_connect(&endpoint))?;
+
+    let mut received = Received::default();
+    for request in 1..=args.requests {
+        say!("Sending request {request} ...");
+        // socket.send("Hello")
+        requester.send("Hello", 0).context("cannot send a request")?;
+
+        // Trap: REQ must receive before it sends again, so a lost reply
+        // would block it forever; --timeout bounds the wait, and a lost
+        // connection makes us ask again.
+        loop {
+            match link.wait(&requester, args.timeout)? {
+                Wait::Ready => break,
+                Wait::Reconnected => {
+                    note!("reqrep_client: sending request {request} again");
+                    requester.send("Hello", 0).context("cannot send a request")?;
+                }
+                Wait::Stopped => return Ok(received.stopped()),
+                Wait::TimedOut => {
+                    let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                    bail!("no reply from {endpoint} within {timeout}");
+                }
+            }
+        }
+        // message = socket.recv()
+        let first = requester.recv_msg(0).context("cannot receive a reply")?;
+        let reply = frames(&requester, first)?;
+        if let Some(problem) = reply.multipart() {
+            console::reject(format!("reply {problem}"), &reply.first);
+            received.rejected += 1;
+            continue;
+        }
+        say!(
+            "Received reply {request} [ {} ]",
+            console::whole(&reply.first)
+        );
+        received.replies += 1;
+    }
+    received.summary();
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Sends "Hello" requests on a REQ socket and prints each reply.
 #[derive(Debug, Parser)]
@@ -34,72 +99,31 @@ struct Args {
     limit: cli::ReceiveLimit,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| request(&args))
+/// The replies the client received, for its summary on stderr.
+#[derive(Default)]
+struct Received {
+    replies: u64,
+    rejected: u64,
 }
 
-fn request(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    say!("Connecting to server...");
-    let endpoint = examples_common::tcp(&args.host, args.port);
-    let socket = examples_common::receiver(&context, zmq::REQ, &args.limit)?;
-    // Trap: a request nobody answers stays queued and would hold the
-    // program at exit; drop it instead.
-    socket.set_linger(0)?;
-    // A REQ socket may send a request again when its reply was lost
-    // (relaxed), and then ignores a late reply to the old one (correlate).
-    socket.set_req_relaxed(true)?;
-    socket.set_req_correlate(true)?;
-    // Trap: after a message over --max-message-size libzmq drops the
-    // connection for good; the link watches it and connects again.
-    let mut link = Link::connect(&context, &socket, &endpoint)?;
-
-    let (mut replies, mut rejected) = (0, 0);
-    for request in 1..=args.requests {
-        say!("Sending request {request} ...");
-        examples_common::send(&socket, b"Hello", 0)?;
-
-        // Trap: REQ must receive before it sends again, so a lost reply
-        // would block it forever; --timeout bounds the wait, and a lost
-        // connection makes us ask again.
-        let reply = loop {
-            match link.receive(&socket, args.timeout)? {
-                Received::Message(reply) => break Some(reply),
-                Received::Reconnected => {
-                    note!("reqrep_client: sending request {request} again");
-                    examples_common::send(&socket, b"Hello", 0)?;
-                }
-                Received::Stopped => break None,
-                Received::TimedOut => {
-                    let timeout = cli::show_duration(args.timeout.unwrap_or_default());
-                    bail!("no reply from {endpoint} within {timeout}");
-                }
-            }
-        };
-        let Some(reply) = reply else {
-            note!(
-                "reqrep_client: stopped after {}",
-                console::count(replies, ["reply", "replies"])
-            );
-            return Ok(ExitCode::SUCCESS);
-        };
-        if let Some(problem) = reply.multipart() {
-            console::reject(format!("reply {problem}"), &reply.first);
-            rejected += 1;
-            continue;
-        }
-        say!(
-            "Received reply {request} [ {} ]",
-            console::whole(&reply.first)
-        );
-        replies += 1;
-    }
-    if rejected > 0 {
+impl Received {
+    /// Ctrl-C: `reqrep_client: stopped after 2 replies`.
+    fn stopped(&self) -> ExitCode {
         note!(
-            "reqrep_client: {} received, {rejected} rejected",
-            console::count(replies, ["reply", "replies"])
+            "reqrep_client: stopped after {}",
+            console::count(self.replies, ["reply", "replies"])
         );
+        ExitCode::SUCCESS
     }
-    Ok(ExitCode::SUCCESS)
+
+    /// Said only when a reply was rejected: `2 replies received, 1 rejected`.
+    fn summary(&self) {
+        if self.rejected > 0 {
+            note!(
+                "reqrep_client: {} received, {} rejected",
+                console::count(self.replies, ["reply", "replies"]),
+                self.rejected
+            );
+        }
+    }
 }

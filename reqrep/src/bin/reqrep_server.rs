@@ -24,9 +24,59 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{Poller, cli, console, note, say};
+use examples_common::{Poller, cannot_bind, cli, console, frames, note, say, stop};
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| serve(&args))
+}
+
+/// reqrep_server.py: answers every request on a REP socket.
+fn serve(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    let socket = examples_common::server_socket(&context, zmq::REP)?;
+    // Trap: no client may make us hold a request of any size.
+    socket.set_maxmsgsize(args.limit.max_message_size)?;
+    // socket.bind("tcp://*:%s" % port)
+    let endpoint = examples_common::tcp(&args.bind, args.port);
+    socket.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
+
+    let mut poller = Poller::new();
+    poller.register(&socket);
+    let mut served = Served::default();
+    while args.count.is_none_or(|count| served.replies < count) {
+        // Wait for the next request from a client (false on Ctrl-C).
+        if !poller.poll(None)? {
+            break;
+        }
+        // message = socket.recv()
+        // Trap: the poll also wakes for a malformed request (no envelope),
+        // which REP then discards: a blocking recv would wait for the next
+        // one. Receive without waiting, or poll again.
+        let request = match socket.recv_msg(zmq::DONTWAIT) {
+            Ok(first) => frames(&socket, first)?,
+            Err(zmq::Error::EAGAIN) => continue,
+            Err(error) => return Err(error).context("cannot receive a request"),
+        };
+        match request.multipart() {
+            None => say!("Received request: {}", console::whole(&request.first)),
+            Some(problem) => served.reject(&problem, &request.first),
+        }
+
+        // time.sleep(1): do some "work"
+        stop::sleep(args.delay);
+
+        // socket.send("World from %s" % port)
+        // A REP socket answers every request, or it can never receive again.
+        let reply = format!("World from {}", args.port);
+        socket.send(reply.as_bytes(), 0).context("cannot send a reply")?;
+        served.replies += 1;
+    }
+    served.summary();
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Answers every request on a REP socket with "World from <PORT>".
 #[derive(Debug, Parser)]
@@ -48,55 +98,32 @@ struct Args {
     limit: cli::ReceiveLimit,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| serve(&args))
+/// What the server did, for its summary on stderr.
+#[derive(Default)]
+struct Served {
+    replies: u64,
+    /// Replies sent to requests that were rejected (several frames).
+    rejected: u64,
 }
 
-fn serve(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    let socket = examples_common::receiver(&context, zmq::REP, &args.limit)?;
-    examples_common::bind(&socket, &examples_common::tcp(&args.bind, args.port))?;
-
-    let mut poller = Poller::new();
-    poller.register(&socket);
-    let (mut replies, mut rejected) = (0, 0);
-    while args.count.is_none_or(|count| replies < count) {
-        // Wait for the next request from a client.
-        if !poller.poll(None)? {
-            break; // Ctrl-C
-        }
-        // Trap: the poll also wakes for a malformed request (no envelope),
-        // which REP then discards: a blocking recv would wait for the next
-        // one. Take what is there without waiting, or poll again.
-        let Some(request) = examples_common::take(&socket)? else {
-            continue;
-        };
-        match request.multipart() {
-            None => say!("Received request: {}", console::whole(&request.first)),
-            Some(problem) => {
-                console::reject(format!("request {problem}"), &request.first);
-                rejected += 1;
-            }
-        }
-
-        // Do some "work", then send the reply back to the client: a REP
-        // socket answers every request, or it can never receive again.
-        examples_common::stop::sleep(args.delay);
-        let reply = format!("World from {}", args.port);
-        examples_common::send(&socket, reply.as_bytes(), 0)?;
-        replies += 1;
+impl Served {
+    fn reject(&mut self, problem: &str, first_frame: &[u8]) {
+        console::reject(format!("request {problem}"), first_frame);
+        self.rejected += 1;
     }
-    let rejected = match rejected {
-        0 => String::new(),
-        n => format!(
-            ", {}",
-            console::count(n, ["to a rejected request", "to rejected requests"])
-        ),
-    };
-    note!(
-        "reqrep_server: {} sent{rejected}",
-        console::count(replies, ["reply", "replies"])
-    );
-    Ok(ExitCode::SUCCESS)
+
+    /// `reqrep_server: 3 replies sent, 1 to a rejected request`.
+    fn summary(&self) {
+        let rejected = match self.rejected {
+            0 => String::new(),
+            n => format!(
+                ", {}",
+                console::count(n, ["to a rejected request", "to rejected requests"])
+            ),
+        };
+        note!(
+            "reqrep_server: {} sent{rejected}",
+            console::count(self.replies, ["reply", "replies"])
+        );
+    }
 }

@@ -47,10 +47,138 @@ use std::collections::HashSet;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use examples_common::{Poller, cli, console, note, say, stop};
+use examples_common::{Incoming, Poller, cannot_bind, cli, console, frames, note, say, stop};
 use vsq::Reply;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| command(&args))
+}
+
+/// command.py: binds its two sockets, then configures the computers.
+fn command(args: &Args) -> Result<ExitCode> {
+    let context = zmq::Context::new();
+    // Socket to send commands to every computer. An XPUB socket is a PUB
+    // socket that also tells who subscribes: one message per subscription,
+    // so that a late computer can be sent the command.
+    let publisher = examples_common::server_socket(&context, zmq::XPUB)?;
+    publisher.set_maxmsgsize(args.limit.max_message_size)?;
+    publisher.set_xpub_verbose(true)?;
+    publisher.set_linger(0)?;
+    let pub_endpoint = examples_common::tcp(&args.bind, args.pub_port);
+    publisher.bind(&pub_endpoint).map_err(cannot_bind(&pub_endpoint))?;
+    // Socket to receive the computers' replies. Named as in command.py,
+    // though it collects replies to the command, not results.
+    let results_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    results_receiver.set_maxmsgsize(args.limit.max_message_size)?;
+    let reply_endpoint = examples_common::tcp(&args.bind, args.reply_port);
+    results_receiver.bind(&reply_endpoint).map_err(cannot_bind(&reply_endpoint))?;
+
+    // Once bound, every exit says how many computers answered, even none.
+    let mut answers = Answers::default();
+    let outcome = configure(args, &publisher, &results_receiver, &mut answers);
+    answers.summary();
+    outcome
+}
+
+/// Publishes the "configure" command, then listens to the replies.
+fn configure(
+    args: &Args,
+    publisher: &zmq::Socket,
+    results_receiver: &zmq::Socket,
+    answers: &mut Answers,
+) -> Result<ExitCode> {
+    // Trap: a subscriber misses what was published before it joined, so
+    // give the computers a moment to connect and subscribe.
+    if !stop::sleep(args.settle) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let command = configure_command(args)?;
+    drain_subscriptions(publisher)?;
+    // Printed before it is sent, so that it comes out before any
+    // computer's answer to it.
+    say!("{command}");
+    console::flush();
+    publisher.send(command.as_bytes(), 0).context("cannot publish the command")?;
+    say!("Listening to response from configured computers");
+    cmd_reply_handler(args, publisher, results_receiver, &command, answers)
+}
+
+/// Prints the computers' replies until a poll of `--quiet-after` sees
+/// nothing, or, with `--expect N`, until N units have answered.
+fn cmd_reply_handler(
+    args: &Args,
+    publisher: &zmq::Socket,
+    results_receiver: &zmq::Socket,
+    command: &str,
+    answers: &mut Answers,
+) -> Result<ExitCode> {
+    // poller.register(results_receiver, zmq.POLLIN)
+    let mut poller = Poller::new();
+    let results = poller.register(results_receiver);
+    // With --expect, a computer that subscribes late is sent the command
+    // again; without, the command goes out once, as in the original.
+    let subscriptions = args.expect.map(|_| poller.register(publisher));
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        // socks = dict(poller.poll(200)): false when it timed out, or on Ctrl-C.
+        let wait = match args.expect {
+            Some(_) => deadline.saturating_duration_since(Instant::now()),
+            None => args.quiet_after,
+        };
+        if !poller.poll(Some(wait))? {
+            return answers.quiet(args);
+        }
+        if poller.is_readable(results) {
+            // message = results_receiver.recv()
+            let first = results_receiver.recv_msg(0).context("cannot receive a reply")?;
+            let message = frames(results_receiver, first)?;
+            // print "Computer responded: %s" % message
+            if answers.check(&message).is_some() {
+                say!("Computer responded: {}", console::whole(&message.first));
+            }
+            if args.expect.is_some_and(|expected| answers.units.len() as u64 >= expected) {
+                return Ok(ExitCode::SUCCESS);
+            }
+        }
+        let joined = subscriptions.is_some_and(|index| poller.is_readable(index));
+        if joined && drain_subscriptions(publisher)? {
+            // A computer joined after the command went out: send it again
+            // (to every computer: they answer again, and count once).
+            publisher.send(command.as_bytes(), 0).context("cannot publish the command")?;
+        }
+    }
+}
+
+/// The command, spaced as Python's json.dumps writes it, as the original
+/// printed it: `politiche2013 {"cmd": "configure", "response_channel": ...}`.
+fn configure_command(args: &Args) -> Result<String> {
+    let response_channel = match &args.response_channel {
+        Some(channel) => channel.clone(),
+        None => examples_common::tcp("localhost", args.reply_port),
+    };
+    Ok(format!(
+        r#"{} {{"cmd": "configure", "response_channel": {}}}"#,
+        args.topic,
+        serde_json::to_string(&response_channel)?
+    ))
+}
+
+/// Reads the subscriptions waiting on the XPUB socket; true if any
+/// computer subscribed (rather than unsubscribed).
+fn drain_subscriptions(publisher: &zmq::Socket) -> Result<bool> {
+    let mut subscribed = false;
+    loop {
+        match publisher.recv_bytes(zmq::DONTWAIT) {
+            // A subscription is the byte 1 followed by the topic.
+            Ok(message) => subscribed |= message.first() == Some(&1),
+            Err(zmq::Error::EAGAIN) => return Ok(subscribed),
+            Err(error) => return Err(error).context("cannot read a subscription"),
+        }
+    }
+}
 
 /// Publishes a "configure" command to the computers and prints their replies.
 #[derive(Debug, Parser)]
@@ -87,42 +215,6 @@ struct Args {
     limit: cli::ReceiveLimit,
 }
 
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| command(&args))
-}
-
-fn command(args: &Args) -> Result<ExitCode> {
-    let context = zmq::Context::new();
-    // An XPUB socket is a PUB socket that also tells who subscribes: one
-    // message per subscription, so a late computer can be sent the command.
-    let publisher = examples_common::receiver(&context, zmq::XPUB, &args.limit)?;
-    publisher.set_xpub_verbose(true)?;
-    publisher.set_linger(0)?;
-    examples_common::bind(&publisher, &examples_common::tcp(&args.bind, args.pub_port))?;
-    // Named as in the original command.py, though it collects the
-    // computers' replies to the command, not their results.
-    let results_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
-    examples_common::bind(
-        &results_receiver,
-        &examples_common::tcp(&args.bind, args.reply_port),
-    )?;
-
-    // Once bound, every exit says how many computers answered, even none.
-    let mut answers = Answers::default();
-    let outcome = configure(args, &publisher, &results_receiver, &mut answers);
-    let stopped = if stop::requested() { "stopped; " } else { "" };
-    let rejected = match answers.rejected {
-        0 => String::new(),
-        n => format!(", {} rejected", console::count(n, ["reply", "replies"])),
-    };
-    note!(
-        "command: {stopped}{}{rejected}",
-        answered(answers.units.len())
-    );
-    outcome
-}
-
 /// What came back: the units that answered, and how many replies were
 /// rejected.
 #[derive(Default)]
@@ -131,127 +223,56 @@ struct Answers {
     rejected: u64,
 }
 
-/// "no computer answered", "1 computer answered", "2 computers answered".
-fn answered(units: usize) -> String {
-    match units {
-        0 => "no computer answered".to_owned(),
-        1 => "1 computer answered".to_owned(),
-        n => format!("{n} computers answered"),
-    }
-}
-
-/// Publishes the command, then prints the replies.
-fn configure(
-    args: &Args,
-    publisher: &zmq::Socket,
-    results_receiver: &zmq::Socket,
-    answers: &mut Answers,
-) -> Result<ExitCode> {
-    // Trap: a subscriber misses what was published before it joined, so
-    // give the computers a moment to connect and subscribe.
-    if !stop::sleep(args.settle) {
-        return Ok(ExitCode::SUCCESS);
-    }
-    let response_channel = match &args.response_channel {
-        Some(channel) => channel.clone(),
-        None => examples_common::tcp("localhost", args.reply_port),
-    };
-    // Spaced as Python's json.dumps writes it, as the original printed it.
-    let command = format!(
-        r#"{} {{"cmd": "configure", "response_channel": {}}}"#,
-        args.topic,
-        serde_json::to_string(&response_channel)?
-    );
-    drain_subscriptions(publisher)?;
-    // Printed before it is sent, so that it comes out before any
-    // computer's answer to it.
-    say!("{command}");
-    console::flush();
-    examples_common::send(publisher, command.as_bytes(), 0)?;
-    say!("Listening to response from configured computers");
-
-    cmd_reply_handler(args, publisher, results_receiver, &command, answers)
-}
-
-/// Prints the computers' replies until a poll of `--quiet-after` sees
-/// nothing, or, with `--expect N`, until N units have answered.
-fn cmd_reply_handler(
-    args: &Args,
-    publisher: &zmq::Socket,
-    results_receiver: &zmq::Socket,
-    command: &str,
-    answers: &mut Answers,
-) -> Result<ExitCode> {
-    let mut poller = Poller::new();
-    let results_index = poller.register(results_receiver);
-    // With --expect, a computer that subscribes late is sent the command
-    // again; without, the command goes out once, as in the original.
-    let subscriptions_index = args.expect.map(|_| poller.register(publisher));
-    let deadline = Instant::now() + args.timeout;
-
-    loop {
-        let wait = match args.expect {
-            Some(_) => deadline.saturating_duration_since(Instant::now()),
-            None => args.quiet_after,
+impl Answers {
+    /// A reply is a JSON object with an integer `unit`: its unit, or None
+    /// when it is rejected (and said so on stderr).
+    fn check(&mut self, message: &Incoming) -> Option<i64> {
+        let checked = match message.multipart() {
+            Some(problem) => Err(problem),
+            None => vsq::parse_object::<Reply>(&message.first),
         };
-        // socks = dict(poller.poll(200)): false when it timed out, or on Ctrl-C.
-        if !poller.poll(Some(wait))? {
-            if stop::requested() {
-                return Ok(ExitCode::SUCCESS);
+        match checked {
+            Ok(reply) => {
+                self.units.insert(reply.unit);
+                Some(reply.unit)
             }
-            let Some(expected) = args.expect else {
-                say!("Poll queue empty");
-                return Ok(ExitCode::SUCCESS);
-            };
-            let waited = cli::show_duration(args.timeout);
-            bail!(
-                "{} of {expected} computers answered within {waited}",
-                answers.units.len()
-            );
-        }
-        if poller.is_readable(results_index) {
-            if let Some(message) = examples_common::take(results_receiver)? {
-                let checked = match message.multipart() {
-                    Some(problem) => Err(problem),
-                    None => vsq::parse_object::<Reply>(&message.first),
-                };
-                match checked {
-                    Ok(reply) => {
-                        say!("Computer responded: {}", console::whole(&message.first));
-                        answers.units.insert(reply.unit);
-                    }
-                    Err(problem) => {
-                        console::reject(format!("reply {problem}"), &message.first);
-                        answers.rejected += 1;
-                    }
-                }
+            Err(problem) => {
+                console::reject(format!("reply {problem}"), &message.first);
+                self.rejected += 1;
+                None
             }
-            if args
-                .expect
-                .is_some_and(|expected| answers.units.len() as u64 >= expected)
-            {
-                return Ok(ExitCode::SUCCESS);
-            }
-        }
-        let joined = subscriptions_index.is_some_and(|index| poller.is_readable(index));
-        if joined && drain_subscriptions(publisher)? {
-            // A computer joined after the command went out: send it again
-            // (to every computer: they answer again, and count once).
-            examples_common::send(publisher, command.as_bytes(), 0)?;
         }
     }
-}
 
-/// Reads the subscriptions waiting on the XPUB socket; true if any
-/// computer subscribed (rather than unsubscribed).
-fn drain_subscriptions(publisher: &zmq::Socket) -> Result<bool> {
-    let mut subscribed = false;
-    loop {
-        match publisher.recv_bytes(zmq::DONTWAIT) {
-            // A subscription is the byte 1 followed by the topic.
-            Ok(message) => subscribed |= message.first() == Some(&1),
-            Err(zmq::Error::EAGAIN | zmq::Error::EINTR) => return Ok(subscribed),
-            Err(error) => return Err(error.into()),
+    /// A poll saw nothing: all is quiet (`Poll queue empty`), Ctrl-C came,
+    /// or, with --expect, the time is up.
+    fn quiet(&self, args: &Args) -> Result<ExitCode> {
+        if stop::requested() {
+            return Ok(ExitCode::SUCCESS);
         }
+        let Some(expected) = args.expect else {
+            say!("Poll queue empty");
+            return Ok(ExitCode::SUCCESS);
+        };
+        let waited = cli::show_duration(args.timeout);
+        bail!(
+            "{} of {expected} computers answered within {waited}",
+            self.units.len()
+        );
+    }
+
+    /// `command: 2 computers answered, 1 rejected reply` on stderr.
+    fn summary(&self) {
+        let stopped = if stop::requested() { "stopped; " } else { "" };
+        let answered = match self.units.len() {
+            0 => "no computer answered".to_owned(),
+            1 => "1 computer answered".to_owned(),
+            n => format!("{n} computers answered"),
+        };
+        let rejected = match self.rejected {
+            0 => String::new(),
+            n => format!(", {} rejected", console::count(n, ["reply", "replies"])),
+        };
+        note!("command: {stopped}{answered}{rejected}");
     }
 }

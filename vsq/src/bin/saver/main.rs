@@ -35,15 +35,102 @@
 //!
 //! Run with `cargo run --release --bin saver`, with one or more `computer`s in
 //! other terminals. Ctrl-C stops it.
+//!
+//! Beside this file: `results.rs` checks, stores and counts the results;
+//! `acks.rs` tells computers which results are kept (`--ack-port`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::store::{self, Store, Stored, params};
-use examples_common::{Incoming, Poller, cli, console, note, say};
-use vsq::Computation;
+use examples_common::{Poller, cannot_bind, cli, console, frames, say};
+
+mod acks;
+mod results;
+
+use results::Saver;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    examples_common::run(|| save(&args))
+}
+
+/// saver.py: a PULL socket read through a poller.
+fn save(args: &Args) -> Result<ExitCode> {
+    // With --store, open it first: if it cannot be written, say so before
+    // binding.
+    let store = results::open_store(args.store.as_deref(), args.ack_port.is_some())?;
+
+    let context = zmq::Context::new();
+    // Socket to receive the computers' save requests (named as in saver.py).
+    let req_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    req_receiver.set_maxmsgsize(args.limit.max_message_size)?;
+    // req_receiver.bind("tcp://*:5558")
+    let endpoint = examples_common::tcp(&args.bind, args.port);
+    req_receiver.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
+    // With --ack-port: a socket that tells computers which results are
+    // kept (acks.rs).
+    let ack_sender = match args.ack_port {
+        Some(port) => Some(acks::bind(&context, &args.bind, port, &args.limit)?),
+        None => None,
+    };
+    say!("Listening to save requests from computers");
+
+    let mut saver = Saver::new(store, ack_sender.is_some(), args.count);
+    // The loop's error (a store given up) waits until the summary is out.
+    let served = serve(&mut saver, &req_receiver, ack_sender.as_ref());
+    saver.summary();
+    served.map(|()| ExitCode::SUCCESS)
+}
+
+/// The poll loop: `while True: socks = dict(poller.poll()) ...`
+fn serve(
+    saver: &mut Saver,
+    req_receiver: &zmq::Socket,
+    ack_sender: Option<&zmq::Socket>,
+) -> Result<()> {
+    // poller.register(req_receiver, zmq.POLLIN)
+    let mut poller = Poller::new();
+    let requests = poller.register(req_receiver);
+    let subscriptions = ack_sender.map(|socket| poller.register(socket));
+    while !saver.counted_all() {
+        // socks = dict(poller.poll()): false on Ctrl-C, for a clean stop:
+        // take no more, and keep what had reached us already.
+        let stopping = !poller.poll(None)?;
+        if stopping {
+            examples_common::stop_accepting(req_receiver)?;
+        }
+        if stopping || poller.is_readable(requests) {
+            // message = req_receiver.recv(), for every message waiting (up
+            // to a burst): a stream then costs one poll and one commit per
+            // burst, not per result.
+            while stopping || saver.has_room() {
+                let first = match req_receiver.recv_msg(zmq::DONTWAIT) {
+                    Ok(first) => first,
+                    Err(zmq::Error::EAGAIN) => break,
+                    Err(error) => return Err(error).context("cannot receive a result"),
+                };
+                saver.read(frames(req_receiver, first)?)?;
+            }
+            // print "Computer requested a save: %s" % message, once the
+            // burst is committed: a printed result is a stored one.
+            for message in saver.commit()? {
+                say!("Computer requested a save: {}", console::whole(&message));
+            }
+            saver.acknowledge(ack_sender)?;
+        }
+        if stopping {
+            break;
+        }
+        if let (Some(index), Some(ack_sender)) = (subscriptions, ack_sender) {
+            if poller.is_readable(index) {
+                saver.welcome(ack_sender)?;
+            }
+        }
+    }
+    Ok(())
+}
 
 /// Receives the computers' results on a PULL socket and prints them.
 #[derive(Debug, Parser)]
@@ -67,230 +154,4 @@ struct Args {
     ack_port: Option<u16>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
-}
-
-fn main() -> ExitCode {
-    let args = Args::parse();
-    examples_common::run(|| save(&args))
-}
-
-/// How each result is stored: the store fills in `received_at`. With --ack-port, a result sent again (see
-/// `vsq::ack`) is stored once.
-const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
-
-/// With --ack-port, a result stored already is sent again, or is another
-/// computer's under the same unit: this finds the first.
-const SAME: &str = "SELECT 1 FROM results WHERE unit = ?1 AND counter = ?2 AND x = ?3 AND y = ?4";
-
-/// How many waiting results are read between two polls.
-const BURST: usize = 100;
-
-/// The saver's table in the `--store` database.
-const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
-    id          INTEGER PRIMARY KEY,
-    unit        INTEGER NOT NULL,
-    counter     INTEGER NOT NULL,
-    x           REAL NOT NULL,
-    y           REAL NOT NULL,
-    received_at TEXT NOT NULL
-)";
-
-/// With --ack-port: one row per (unit, counter). Only then are results sent
-/// twice, and only then is the index worth what it costs (see the README's
-/// Performance section).
-const ONCE: &str =
-    "CREATE UNIQUE INDEX IF NOT EXISTS results_unit_counter ON results (unit, counter)";
-
-fn save(args: &Args) -> Result<ExitCode> {
-    // Open the store first: if it cannot be written, say so before binding.
-    let schema = match args.ack_port {
-        Some(_) => format!("{RESULTS}; {ONCE}"),
-        None => RESULTS.to_owned(),
-    };
-    let mut store = Store::open(args.store.as_deref(), &schema).map_err(|error| {
-        match args.ack_port.is_some() && store::breaks_schema(&error) {
-            true => error.context(
-                "--ack-port keeps each (unit, counter) once, and this store holds one twice (it was written without --ack-port): use another file",
-            ),
-            false => error,
-        }
-    })?;
-
-    let context = zmq::Context::new();
-    // Socket to receive the computers' save requests (named as in saver.py).
-    let req_receiver = examples_common::receiver(&context, zmq::PULL, &args.limit)?;
-    examples_common::bind(&req_receiver, &examples_common::tcp(&args.bind, args.port))?;
-
-    // With --ack-port, a PUB socket tells computers what is kept (see
-    // vsq::ack); an XPUB, which also says who subscribes.
-    let ack_sender = match args.ack_port {
-        Some(port) => {
-            let ack_sender = examples_common::receiver(&context, zmq::XPUB, &args.limit)?;
-            ack_sender.set_xpub_verbose(true)?;
-            // The last acknowledgements go out at exit, if a computer is there
-            // to take them within a second.
-            ack_sender.set_linger(1000)?;
-            // Trap: a PUB socket drops what a slow subscriber has no room
-            // for. Acknowledgements are small: give them room (a lost one
-            // costs a resend, after --ack-timeout).
-            ack_sender.set_sndhwm(vsq::ack::HWM)?;
-            examples_common::bind(&ack_sender, &examples_common::tcp(&args.bind, port))?;
-            Some(ack_sender)
-        }
-        None => None,
-    };
-
-    let mut poller = Poller::new();
-    let req_index = poller.register(&req_receiver);
-    let subscriptions_index = ack_sender.as_ref().map(|socket| poller.register(socket));
-    say!("Listening to save requests from computers");
-
-    let mut saver = Saver {
-        acknowledging: args.ack_port.is_some(),
-        ..Saver::default()
-    };
-    let ack_sender = ack_sender.as_ref();
-    // The loop's error (a store given up) waits until the summary is out.
-    let served = (|| -> Result<()> {
-        while args.count.is_none_or(|count| saver.received < count) {
-            // socks = dict(poller.poll()): false on Ctrl-C.
-            if !poller.poll(None)? {
-                // Ctrl-C: a clean stop. Take no more, and keep what reached us already.
-                examples_common::stop_accepting(&req_receiver)?;
-                while let Some(message) = examples_common::take(&req_receiver)? {
-                    saver.read(message, &mut store)?;
-                }
-                return saver.keep(&mut store, ack_sender);
-            }
-            if poller.is_readable(req_index) {
-                // Take what is waiting, up to a burst, before polling again: a
-                // stream then costs one poll and one commit per burst, not per result.
-                let room = |saver: &Saver| {
-                    let taken = saver.received + saver.burst.len() as u64;
-                    saver.burst.len() < BURST && args.count.is_none_or(|count| taken < count)
-                };
-                while room(&saver) {
-                    // message = req_receiver.recv(), without waiting.
-                    match examples_common::take(&req_receiver)? {
-                        Some(message) => saver.read(message, &mut store)?,
-                        None => break,
-                    }
-                }
-                saver.keep(&mut store, ack_sender)?;
-            }
-            if let (Some(index), Some(ack_sender)) = (subscriptions_index, ack_sender) {
-                if poller.is_readable(index) {
-                    saver.welcome(ack_sender)?;
-                }
-            }
-        }
-        Ok(())
-    })();
-    let duplicates = match saver.duplicates {
-        0 => String::new(),
-        n => format!(", {}", console::count(n, ["duplicate", "duplicates"])),
-    };
-    note!(
-        "saver: {} received{duplicates}, {} rejected",
-        console::count(saver.received, ["result", "results"]),
-        saver.rejected
-    );
-    served.map(|()| ExitCode::SUCCESS)
-}
-
-/// What the saver has read: the results of this burst, and its counts.
-#[derive(Default)]
-struct Saver {
-    /// Each result, and what became of it.
-    burst: Vec<(zmq::Message, Stored)>,
-    received: u64,
-    /// Results received again (known with --store or --ack-port), kept once.
-    duplicates: u64,
-    rejected: u64,
-    /// With --ack-port: which results it holds (see vsq::ack), told only
-    /// once they are kept.
-    acknowledging: bool,
-    kept: vsq::ack::Kept,
-}
-
-impl Saver {
-    /// Checks one message: a result goes to the store and waits to be
-    /// printed; anything else is rejected at once.
-    fn read(&mut self, message: Incoming, store: &mut Store) -> Result<()> {
-        let checked = match message.multipart() {
-            Some(problem) => Err(problem),
-            None => vsq::parse_object::<Computation>(&message.first),
-        };
-        match checked {
-            Ok(result) => {
-                let (unit, counter) = (result.unit, result.counter);
-                let row = params![unit, counter, result.x, result.y];
-                let mut stored = store.insert(INSERT, row, &message.first)?;
-                if stored == Stored::Duplicate && !store.contains(SAME, row)? {
-                    // Not sent again: another computer's result. Kept, apart,
-                    // and acknowledged, so that its computer does not send
-                    // it for ever.
-                    let problem = format!(
-                        "result of unit {unit} counter {counter} stored already, with other values: another computer uses unit {unit}"
-                    );
-                    console::reject(&problem, &message.first);
-                    store.reject(&message.first, &problem)?;
-                    stored = Stored::Refused;
-                }
-                // Without --store nothing is looked up: what it holds for
-                // acknowledgements tells a result sent again.
-                if self.acknowledging && !self.kept.add(unit, counter) && stored == Stored::New {
-                    stored = Stored::Duplicate;
-                }
-                if stored == Stored::Refused {
-                    self.rejected += 1;
-                }
-                self.burst.push((message.first, stored));
-            }
-            Err(problem) => {
-                let problem = format!("result {problem}");
-                console::reject(&problem, &message.first);
-                store.reject(&message.first, &problem)?;
-                self.rejected += 1;
-            }
-        }
-        Ok(())
-    }
-
-    /// Commits the burst, then prints it: a printed result is a stored
-    /// one. Then, with --ack-port, says which results it holds.
-    fn keep(&mut self, store: &mut Store, ack_sender: Option<&zmq::Socket>) -> Result<()> {
-        store.commit()?;
-        for (message, stored) in self.burst.drain(..) {
-            match stored {
-                Stored::New => {
-                    // print "Computer requested a save: %s" % message
-                    say!("Computer requested a save: {}", console::whole(&message));
-                    self.received += 1;
-                }
-                Stored::Duplicate => self.duplicates += 1,
-                Stored::Refused => {}
-            }
-        }
-        if let Some(ack_sender) = ack_sender {
-            for acknowledgement in self.kept.take_acknowledgements() {
-                examples_common::send(ack_sender, acknowledgement.as_bytes(), 0)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// A computer subscribed (the byte 1, then its topic): tell it
-    /// everything held for its unit, which it may have missed (the slow joiner).
-    fn welcome(&mut self, ack_sender: &zmq::Socket) -> Result<()> {
-        while let Some(subscription) = examples_common::take(ack_sender)? {
-            if let Some(topic) = subscription.first.strip_prefix(b"\x01") {
-                if let Some(everything) = self.kept.everything_for(topic) {
-                    examples_common::send(ack_sender, everything.as_bytes(), 0)?;
-                }
-            }
-        }
-        Ok(())
-    }
 }
