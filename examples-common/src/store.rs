@@ -11,14 +11,21 @@
 //! transaction). The store waits for it, and the program reads nothing
 //! meanwhile: its queue fills up and its peers block at their high-water
 //! mark, which is ZeroMQ's back-pressure. A second Ctrl-C gives up.
+//!
+//! Trap: when the disk fills (or fails) in the middle of a transaction,
+//! SQLite may roll the whole transaction back by itself. Only a row SQLite
+//! refuses for what it holds (a constraint, its size) is a rejection;
+//! any other error, or a transaction gone, ends the program, which has
+//! printed nothing of the rows lost with it.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
-use rusqlite::{Connection, ErrorCode, ToSql};
+use rusqlite::{Connection, ErrorCode, MAIN_DB, ToSql};
 
 use crate::{console, note, stop};
 
@@ -32,8 +39,10 @@ const REJECTED: &str = "CREATE TABLE IF NOT EXISTS rejected (
 const INSERT_REJECTED: &str =
     "INSERT INTO rejected (payload, reason, received_at) VALUES (?1, ?2, ?3)";
 
-/// How much of a message too big even for `rejected` is kept there.
-const HEAD_BYTES: usize = 1024;
+/// How much of a rejected message `rejected` keeps: enough to see what
+/// came, and not so much that a peer sending garbage fills the disk at the
+/// speed of the network. The reason says when a payload was cut.
+pub const REJECTED_BYTES: usize = 4096;
 
 /// What became of an accepted message's row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +60,10 @@ pub enum Stored {
 /// nothing and nothing touches the disk.
 pub struct Store {
     database: Option<Database>,
+    /// A file this run created, removed at the end unless the program put
+    /// it to use ([`Store::in_use`]): a run that could not bind its port
+    /// leaves nothing behind.
+    made: Option<PathBuf>,
 }
 
 struct Database {
@@ -67,13 +80,28 @@ impl Store {
     /// written. With no path, stores nothing.
     pub fn open(path: Option<&Path>, schema: &str) -> Result<Store> {
         let Some(path) = path else {
-            return Ok(Store { database: None });
+            return Ok(Store {
+                database: None,
+                made: None,
+            });
         };
         let folder = path.parent().filter(|folder| !folder.as_os_str().is_empty());
         if let Some(folder) = folder.filter(|folder| !folder.is_dir()) {
             let (path, folder) = (path.display(), folder.display());
             bail!("cannot open the store {path}: there is no folder {folder}");
         }
+        // A device (`/dev/full`), a folder, a pipe: SQLite would write its
+        // journal beside it, as `/dev/full-journal`.
+        let made = match std::fs::metadata(path) {
+            Ok(found) if !found.is_file() => {
+                bail!(
+                    "cannot open the store {}: not a regular file",
+                    path.display()
+                )
+            }
+            Ok(_) => None,
+            Err(_) => Some(path.to_owned()),
+        };
         let open = || -> rusqlite::Result<Connection> {
             let connection = Connection::open(path)?;
             // A locked database makes a statement fail with "busy" after
@@ -88,7 +116,12 @@ impl Store {
                 .execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))
                 .map(|()| connection)
         };
-        let connection = while_locked(path, open).map_err(|error| {
+        let opened = while_locked(path, open);
+        let mut store = Store {
+            database: None,
+            made,
+        };
+        let connection = opened.map_err(|error| {
             let breaks_schema = error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation);
             let message = format!(
                 "cannot open the store {}: {}",
@@ -100,19 +133,32 @@ impl Store {
                 false => anyhow!(message),
             }
         })?;
+        // SQLite opens a file it may not write (its mode, a read-only
+        // disk) read-only, and says so only at the first write.
+        if connection.is_readonly(MAIN_DB)? {
+            bail!(
+                "cannot open the store {}: it cannot be written (SQLite opened it read-only)",
+                path.display()
+            );
+        }
         note!(
             "{}: storing what it receives in {}",
             crate::program_name(),
             path.display()
         );
         let (path, clock) = (path.to_owned(), (0, String::new()));
-        Ok(Store {
-            database: Some(Database {
-                connection,
-                path,
-                clock,
-            }),
-        })
+        store.database = Some(Database {
+            connection,
+            path,
+            clock,
+        });
+        Ok(store)
+    }
+
+    /// The program serves now: the store's file is its own, and stays
+    /// even if the program ends before it stored a row.
+    pub fn in_use(&mut self) {
+        self.made = None;
     }
 
     /// Adds the row of an accepted `message`: `insert` with `values`, then
@@ -130,12 +176,15 @@ impl Store {
         match database.insert(insert, values) {
             Ok(0) => Ok(Stored::Duplicate),
             Ok(_) => Ok(Stored::New),
-            Err(error) => {
+            // Only a row refused for what it holds, in a transaction that
+            // goes on, is a rejection.
+            Err(error) if refuses_the_row(&error) && !database.connection.is_autocommit() => {
                 let reason = format!("SQLite refused the row: {error}");
                 console::reject(&reason, message);
                 self.reject(message, &reason)?;
                 Ok(Stored::Refused)
             }
+            Err(error) => Err(database.cannot_write(error)),
         }
     }
 
@@ -154,22 +203,25 @@ impl Store {
         })
     }
 
-    /// Keeps a rejected message, byte for byte, with the reason.
+    /// Keeps a rejected message, byte for byte up to [`REJECTED_BYTES`],
+    /// with the reason.
     pub fn reject(&mut self, message: &[u8], reason: &str) -> Result<()> {
         let Some(database) = &mut self.database else {
             return Ok(());
         };
         database.begin()?;
-        if database.insert(INSERT_REJECTED, params![message, reason]).is_err() {
-            let head = &message[..message.len().min(HEAD_BYTES)];
-            let reason = format!(
-                "{reason} (its first {} of {} bytes)",
-                head.len(),
-                message.len()
-            );
-            database.insert(INSERT_REJECTED, params![head, reason])?;
+        let head = &message[..message.len().min(REJECTED_BYTES)];
+        let reason = match head.len() < message.len() {
+            true => {
+                let (kept, all) = (head.len(), message.len());
+                Cow::Owned(format!("{reason} (its first {kept} of {all} bytes)"))
+            }
+            false => Cow::Borrowed(reason),
+        };
+        match database.insert(INSERT_REJECTED, params![head, reason]) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(database.cannot_write(error)),
         }
-        Ok(())
     }
 
     /// Commits every row written since the last commit.
@@ -178,9 +230,8 @@ impl Store {
             return Ok(());
         };
         if !database.connection.is_autocommit() {
-            let path = database.path.display();
             if let Err(error) = database.connection.execute_batch("COMMIT") {
-                bail!("cannot write to the store {path}: {}", reason(error));
+                return Err(database.cannot_write(error));
             }
         }
         Ok(())
@@ -188,13 +239,32 @@ impl Store {
 }
 
 impl Drop for Store {
-    /// A program that stops on an error still keeps what it received.
+    /// A program that stops on an error still keeps what it received; a
+    /// file this run made and never put to use is removed.
     fn drop(&mut self) {
         let _ = self.commit();
+        drop(self.database.take());
+        if let Some(made) = &self.made {
+            for suffix in ["", "-wal", "-shm", "-journal"] {
+                let mut file = made.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+        }
     }
 }
 
 impl Database {
+    /// What ends the program when the store cannot be written, with its
+    /// path and SQLite's reason (`database or disk is full`).
+    fn cannot_write(&self, error: rusqlite::Error) -> anyhow::Error {
+        anyhow!(
+            "cannot write to the store {}: {}",
+            self.path.display(),
+            reason(error)
+        )
+    }
+
     /// Runs one INSERT in the open transaction; returns how many rows it added.
     fn insert(&mut self, insert: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
         let mut statement = self.connection.prepare_cached(insert)?;
@@ -222,10 +292,7 @@ impl Database {
         while_locked(&self.path, || {
             self.connection.execute_batch("BEGIN IMMEDIATE")
         })
-        .map_err(|error| {
-            let path = self.path.display();
-            anyhow!("cannot write to the store {path}: {}", reason(error))
-        })
+        .map_err(|error| self.cannot_write(error))
     }
 }
 
@@ -283,6 +350,15 @@ fn reason(error: rusqlite::Error) -> String {
         rusqlite::Error::SqliteFailure(_, Some(message)) => message,
         other => other.to_string(),
     }
+}
+
+/// True when SQLite refused a row for what it holds (a constraint, its
+/// size, a type), not for the state of the disk or the database.
+fn refuses_the_row(error: &rusqlite::Error) -> bool {
+    matches!(
+        error.sqlite_error_code(),
+        Some(ErrorCode::ConstraintViolation | ErrorCode::TooBig | ErrorCode::TypeMismatch)
+    )
 }
 
 fn is_busy(error: &rusqlite::Error) -> bool {

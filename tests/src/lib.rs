@@ -236,6 +236,13 @@ impl Program {
         line
     }
 
+    /// The first line on stderr that contains `needle`, printed before or
+    /// within `timeout`; `None` if there is none by then: for a test that
+    /// must tell a program that says something from one that does not.
+    pub fn look_for_stderr(&mut self, needle: &str, timeout: Duration) -> Option<String> {
+        self.seek(Stream::Stderr, needle, timeout)
+    }
+
     fn wait_for(&mut self, stream: Stream, needle: &str, timeout: Duration) -> String {
         match self.seek(stream, needle, timeout) {
             Some(line) => line,
@@ -913,6 +920,31 @@ pub fn usage_error(program: &str, args: &[&str]) -> String {
     assert_eq!(finished.code(), Some(2), "{program} {args:?}: {finished:?}");
     let first = finished.stderr.first();
     first.unwrap_or_else(|| panic!("{program} {args:?}: nothing on stderr")).clone()
+}
+
+/// Waits until the bytes in the kernel's buffers to and from `port` no
+/// longer change (a receiver stopped reading, or a queue is full), and
+/// every thread of process `pid` is asleep: a program merely slowed by a
+/// busy machine is runnable, not asleep.
+pub fn wait_until_stuck(port: &str, pid: u32) -> u64 {
+    let port: u16 = port.parse().expect("a port is a number");
+    let deadline = Instant::now() + WAIT;
+    let mut last = (bytes_in_flight(port), 0);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the traffic to {port} never settled"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let now = bytes_in_flight(port);
+        last = match now == last.0 && asleep(pid) {
+            true => (now, last.1 + 1),
+            false => (now, 0),
+        };
+        if last.1 >= 3 {
+            return now;
+        }
+    }
 }
 
 /// Waits until every thread of process `pid` is asleep at three looks

@@ -6,6 +6,7 @@
 mod acks;
 mod bench;
 mod cli;
+mod disk;
 mod faults;
 mod fixtures;
 mod mailbin;

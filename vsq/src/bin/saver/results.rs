@@ -75,7 +75,9 @@ impl Saver {
     /// A saver that keeps what it reads in `store`, that holds what it
     /// kept for acknowledgements with --ack-port (`acknowledging`), and that
     /// stops after `count` results.
-    pub fn new(store: Store, acknowledging: bool, count: Option<u64>) -> Saver {
+    pub fn new(mut store: Store, acknowledging: bool, count: Option<u64>) -> Saver {
+        // The saver serves: a store it made stays, even with no row.
+        store.in_use();
         Saver {
             store,
             kept: acknowledging.then(Kept::default),
