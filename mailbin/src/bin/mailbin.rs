@@ -73,7 +73,7 @@ fn collect(args: &Args) -> Result<ExitCode> {
     served.map(|()| ExitCode::SUCCESS)
 }
 
-/// The poll loop: one form per poll, checked, stored, then printed.
+/// The poll loop: the forms waiting, checked, stored, then printed.
 fn serve(mailbin: &mut Mailbin, form_receiver: &zmq::Socket) -> Result<()> {
     // Forms are checked through a poller.
     let mut poller = Poller::new();
@@ -85,18 +85,15 @@ fn serve(mailbin: &mut Mailbin, form_receiver: &zmq::Socket) -> Result<()> {
         if stopping {
             examples_common::stop_accepting(form_receiver)?;
         }
-        // form = form_receiver.recv(): the one the poll saw, or, when
-        // stopping, every one waiting.
-        loop {
+        // form = form_receiver.recv(), for every form waiting (up to a
+        // burst): one commit for them all.
+        while stopping || mailbin.has_room() {
             let first = match form_receiver.recv_msg(zmq::DONTWAIT) {
                 Ok(first) => first,
                 Err(zmq::Error::EAGAIN) => break,
                 Err(error) => return Err(error).context("cannot receive a form"),
             };
             mailbin.read(frames(form_receiver, first)?)?;
-            if !stopping {
-                break;
-            }
         }
         // Printed once committed: a printed form is a stored one.
         for sender in mailbin.commit()? {
@@ -132,6 +129,9 @@ struct Args {
     limit: cli::ReceiveLimit,
 }
 
+/// How many waiting forms are read between two polls.
+const BURST: usize = 100;
+
 /// The mailbin's table in the `--store` database.
 const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
     id          INTEGER PRIMARY KEY,
@@ -155,25 +155,34 @@ struct Mailbin {
     store: Store,
     /// --count: stop after this many valid forms.
     count: Option<u64>,
+    /// Who sent each valid form of the burst, to be printed once committed.
     senders: Vec<String>,
-    received: u64,
+    printed: u64,
     rejected: u64,
 }
 
 impl Mailbin {
-    fn new(store: Store, count: Option<u64>) -> Mailbin {
+    fn new(mut store: Store, count: Option<u64>) -> Mailbin {
+        // The mailbin serves: a store it made stays, even with no row.
+        store.in_use();
         Mailbin {
             store,
             count,
-            senders: Vec::new(),
-            received: 0,
+            senders: Vec::with_capacity(BURST),
+            printed: 0,
             rejected: 0,
         }
     }
 
-    /// True once `--count` valid forms were received.
+    /// True once `--count` valid forms were printed.
     fn counted_all(&self) -> bool {
-        self.count.is_some_and(|count| self.received >= count)
+        self.count.is_some_and(|count| self.printed >= count)
+    }
+
+    /// True while the burst may take one more form.
+    fn has_room(&self) -> bool {
+        let taken = self.printed + self.senders.len() as u64;
+        self.senders.len() < BURST && self.count.is_none_or(|count| taken < count)
     }
 
     /// Checks one message: a valid form goes to the store and waits to be
@@ -212,7 +221,6 @@ impl Mailbin {
             ..
         } = &form;
         self.senders.push(format!("{first_name} {last_name} {email}"));
-        self.received += 1;
         Ok(())
     }
 
@@ -220,6 +228,7 @@ impl Mailbin {
     /// printed form is a stored one.
     fn commit(&mut self) -> Result<Vec<String>> {
         self.store.commit()?;
+        self.printed += self.senders.len() as u64;
         Ok(std::mem::take(&mut self.senders))
     }
 
@@ -227,7 +236,7 @@ impl Mailbin {
     fn summary(&self) {
         note!(
             "mailbin: {} received, {} rejected",
-            console::count(self.received, ["form", "forms"]),
+            console::count(self.printed, ["form", "forms"]),
             self.rejected
         );
     }
