@@ -34,7 +34,9 @@ pub fn parse_object<T: DeserializeOwned>(message: &[u8]) -> Result<T, String> {
     if !message.trim_ascii_start().starts_with(b"{") {
         return Err("not a JSON object".to_owned());
     }
-    serde_json::from_slice(message).map_err(|error| {
+    // JSON is text: serde would skip invalid bytes in a key it ignores.
+    let text = std::str::from_utf8(message).map_err(|_| "not UTF-8 text".to_owned())?;
+    serde_json::from_str(text).map_err(|error| {
         // Without "at line 1 column 311": rejections of one kind read alike.
         let error = error.to_string();
         let reason = error.rsplit_once(" at line ").map_or(&*error, |(reason, _)| reason);

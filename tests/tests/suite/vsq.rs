@@ -363,6 +363,8 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
         br#"{"unit": 1, "x": 0.5, "y": 1}"#,
         br#"[1, 1, 0.5, 1]"#,
         b"{\"unit\": \xff}",
+        // Invalid UTF-8 where the saver looks no further is still no text.
+        b"{\"unit\": 1, \"counter\": 2, \"x\": 0.5, \"y\": 1, \"note\": \"\xff\"}",
     ] {
         computer.send(bad, 0).unwrap();
     }
@@ -377,13 +379,13 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
         .unwrap();
     saver.wait_for_stdout(r#""counter": 1"#, WAIT);
 
-    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 2 results received, 5 rejected");
+    let saver = saver.stop_cleanly(Signal::SIGTERM, "saver: 2 results received, 6 rejected");
     let rejections: Vec<&String> = saver
         .stderr
         .iter()
         .filter(|line| line.starts_with("rejected: result "))
         .collect();
-    assert_eq!(rejections.len(), 5, "{:?}", saver.stderr);
+    assert_eq!(rejections.len(), 6, "{:?}", saver.stderr);
     assert!(rejections[0].ends_with(": not json"), "{}", rejections[0]);
     assert!(
         rejections[2].contains("missing field `counter`"),
@@ -399,6 +401,11 @@ fn saver_rejects_malformed_results_and_keeps_serving() {
         rejections[4].ends_with(r#"{"unit": \xff}"#),
         "{}",
         rejections[4]
+    );
+    assert!(
+        rejections[5].starts_with("rejected: result not UTF-8 text: "),
+        "{}",
+        rejections[5]
     );
 }
 
