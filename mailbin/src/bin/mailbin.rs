@@ -45,6 +45,7 @@ use clap::Parser;
 use examples_common::store::{Store, Stored, params};
 use examples_common::{Incoming, Poller, cannot_bind, cli, console, frames, note, say};
 use mailbin::{DATE_FORMAT, Form};
+use serde::Deserialize;
 use serde_json::Value;
 
 fn main() -> ExitCode {
@@ -242,25 +243,54 @@ impl Mailbin {
     }
 }
 
+/// The seven fields of a form as they came, whatever their types; a
+/// field twice is an error (serde keeps track), other keys are ignored.
+#[derive(Deserialize)]
+struct Fields {
+    first_name: Option<Value>,
+    last_name: Option<Value>,
+    email: Option<Value>,
+    created_at: Option<Value>,
+    ip: Option<Value>,
+    user_agent: Option<Value>,
+    service_uri: Option<Value>,
+}
+
 /// Reads a form post, or says which field is wrong and how.
 fn read_form(message: &[u8]) -> Result<Form, String> {
-    let Ok(Value::Object(fields)) = serde_json::from_slice(message) else {
+    // serde would also read the fields from a JSON array: only objects will do.
+    if !message.trim_ascii_start().starts_with(b"{") {
+        return Err("not a JSON object".to_owned());
+    }
+    // JSON is text: serde would skip invalid bytes in a key it ignores.
+    let Ok(text) = std::str::from_utf8(message) else {
         return Err("not a JSON object".to_owned());
     };
-    // Every field is a string; other keys may come along and are ignored.
-    let text = |name: &str| match fields.get(name) {
-        Some(Value::String(text)) => Ok(text.clone()),
+    let fields: Fields = serde_json::from_str(text).map_err(|error| {
+        // Any value will do for a field: a data error is a field twice.
+        let error = error.to_string();
+        match error.strip_prefix("duplicate field `") {
+            Some(rest) => {
+                let name = rest.split('`').next().unwrap_or_default();
+                format!("form field \"{name}\" appears twice")
+            }
+            None => "not a JSON object".to_owned(),
+        }
+    })?;
+    // Every field is a string.
+    let text = |name: &str, value: Option<Value>| match value {
+        Some(Value::String(text)) => Ok(text),
         Some(_) => Err(format!("form field \"{name}\" is not a string")),
         None => Err(format!("form field \"{name}\" is missing")),
     };
     let form = Form {
-        first_name: text("first_name")?,
-        last_name: text("last_name")?,
-        email: text("email")?,
-        created_at: text("created_at")?,
-        ip: text("ip")?,
-        user_agent: text("user_agent")?,
-        service_uri: text("service_uri")?,
+        first_name: text("first_name", fields.first_name)?,
+        last_name: text("last_name", fields.last_name)?,
+        email: text("email", fields.email)?,
+        created_at: text("created_at", fields.created_at)?,
+        ip: text("ip", fields.ip)?,
+        user_agent: text("user_agent", fields.user_agent)?,
+        service_uri: text("service_uri", fields.service_uri)?,
     };
 
     if !is_address(&form.email) {

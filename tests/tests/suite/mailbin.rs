@@ -185,7 +185,10 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     missing_ip.remove("ip");
 
     // Each message, and what the mailbin should find wrong with it.
-    let messages: [(Vec<u8>, Option<&str>); 13] = [
+    let twice = br#"{"first_name": "Ada", "last_name": "Lovelace", "email": "ada@example.org",
+        "email": "eve@example.org", "created_at": "20130315", "ip": "192.0.2.7",
+        "user_agent": "Mozilla/5.0", "service_uri": "http://www.voisietequi.it/"}"#;
+    let messages: [(Vec<u8>, Option<&str>); 14] = [
         (serde_json::to_vec(&form()).unwrap(), None),
         (form_with("email", json!("ada.example.org")), Some(EMAIL)),
         (form_with("email", json!("ada@ex ample.org")), Some(EMAIL)),
@@ -205,6 +208,8 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
         (b"first_name=Ada".to_vec(), Some(NOT_JSON)),
         (b"[\"Ada\"]".to_vec(), Some(NOT_JSON)),
         (b"{\"first_name\": \"Ad\xff\"}".to_vec(), Some(NOT_JSON)),
+        // Which of two emails would be the sender's? Neither.
+        (twice.to_vec(), Some(r#"form field "email" appears twice"#)),
         (form_with("ip", json!("2001:db8::1")), None),
     ];
     for (message, _) in &messages {
@@ -226,7 +231,7 @@ fn mailbin_rejects_each_bad_form_and_accepts_each_good_one() {
     }
     // The payload is shown on the same line, its invalid byte escaped.
     assert!(rejections[9].ends_with(r#"{"first_name": "Ad\xff"}"#));
-    assert_eq!(summary, "mailbin: 3 forms received, 10 rejected");
+    assert_eq!(summary, "mailbin: 3 forms received, 11 rejected");
 }
 
 #[test]
