@@ -39,3 +39,22 @@ pub struct ReceiveLimit {
           value_parser = clap::value_parser!(i64).range(1..))]
     pub max_message_size: i64,
 }
+
+/// The `--allow` flag of every program that binds (see `guard`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct Allow {
+    /// Accept connections only from this network, ADDR/PREFIX or ADDR
+    /// (10.0.0.0/8, 192.0.2.7; repeat for more; default: from anyone)
+    #[arg(long, value_name = "ADDR/PREFIX", value_parser = network)]
+    pub allow: Vec<ipnet::IpNet>,
+}
+
+/// Parses a network, `10.0.0.0/8`, or one address, `192.0.2.7` (a /32).
+fn network(text: &str) -> Result<ipnet::IpNet, String> {
+    match text.parse::<std::net::IpAddr>() {
+        Ok(address) => Ok(address.into()),
+        Err(_) => text
+            .parse()
+            .map_err(|_| "not an address, nor an address/prefix (10.0.0.0/8)".to_owned()),
+    }
+}

@@ -22,6 +22,7 @@
 
 pub mod cli;
 pub mod console;
+pub mod guard;
 pub mod link;
 pub mod outbox;
 pub mod poller;
@@ -35,6 +36,7 @@ use std::sync::LazyLock;
 
 use anyhow::{Context as _, Result, anyhow};
 
+pub use guard::Guard;
 pub use link::{Link, Wait};
 pub use outbox::{Delivery, Outbox};
 pub use poller::{Incoming, Poller, frames};
@@ -57,35 +59,45 @@ pub fn tcp(host: &str, port: u16) -> String {
     format!("tcp://{host}:{port}")
 }
 
-/// Creates a socket of `kind` that a client connects (REQ, SUB, PUSH).
-/// Its connection pings the server every second (ZMTP heartbeats) and
-/// gives it up after 3 s of silence: a server that vanished without
-/// closing (a host down, a cable pulled) sends no FIN, and TCP alone would
-/// notice nothing for minutes. libzmq then connects again by itself.
-pub fn client_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
-    let socket = new_socket(context, kind)?;
+/// Sets up a socket that a client connects (REQ, SUB, PUSH): how its
+/// connection is watched (see [`heartbeats`]).
+pub fn set_up_client(socket: &zmq::Socket) -> Result<()> {
+    heartbeats(socket)
+}
+
+/// Sets up a socket that a server binds (REP, PUB, PULL): how its
+/// connections are watched (see [`heartbeats`]), and who may make one
+/// (`--allow`, see [`Guard`]).
+pub fn set_up_server(socket: &zmq::Socket, guard: &Guard) -> Result<()> {
+    heartbeats(socket)?;
+    guard.protect(socket)
+}
+
+/// ZMTP heartbeats: the side of a connection that pings sends a PING every
+/// second and gives the connection up after 3 s without an answer (it
+/// connects again, if it is the client); with its pings goes a TTL, the
+/// time after which its peer gives it up if it hears nothing. A peer that
+/// vanished without closing (a host down, a cable pulled) sends no FIN,
+/// and TCP alone would notice nothing for minutes.
+///
+/// Trap: libzmq 4.3.4 aborts (zeromq/libzmq#4841) when a socket pings over
+/// a connection whose reader has stopped (its queue full behind a locked
+/// store, a stdout nobody reads) and whose peer has gone. So a socket the
+/// program reads a stream from (PULL, SUB, REP) never pings: its peer,
+/// which only sends (PUSH, PUB, XPUB) or waits for one reply (REQ), pings
+/// it, and it answers while it reads.
+fn heartbeats(socket: &zmq::Socket) -> Result<()> {
+    let ttl = match socket.get_socket_type()? {
+        // A client's server lets it go after a minute without a word.
+        zmq::PUSH | zmq::REQ => 60_000,
+        // A subscriber lets its publisher go after 3 s without a word.
+        zmq::PUB | zmq::XPUB => 3000,
+        _ => return Ok(()),
+    };
     socket.set_heartbeat_ivl(1000)?;
     socket.set_heartbeat_timeout(3000)?;
-    Ok(socket)
-}
-
-/// Creates a socket of `kind` that a server binds (REP, PUB, PULL).
-///
-/// Trap: a server that stops reading (its queue full behind a locked
-/// store, a slow terminal) reads no heartbeat answers either. Were it to
-/// give up the clients it no longer hears, it would drop their connections
-/// and what they carried. So a server gives no client up: it keeps pinging
-/// them, which tells them it is alive, and they, the side that connects
-/// again, notice a dead link.
-pub fn server_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
-    let socket = new_socket(context, kind)?;
-    socket.set_heartbeat_ivl(1000)?;
-    socket.set_heartbeat_timeout(0)?;
-    Ok(socket)
-}
-
-fn new_socket(context: &zmq::Context, kind: zmq::SocketType) -> Result<zmq::Socket> {
-    context.socket(kind).with_context(|| format!("cannot create a {kind:?} socket"))
+    socket.set_heartbeat_ttl(ttl)?;
+    Ok(())
 }
 
 /// The error of `socket.bind(endpoint)`, saying which endpoint failed
@@ -138,10 +150,11 @@ pub fn program_name() -> &'static str {
     &NAME
 }
 
-/// Runs a program's body: installs the Ctrl-C/SIGTERM handling first,
-/// flushes stdout last, and turns an error into one `error: ...` line and
-/// exit 1.
+/// Runs a program's body: lifts its limit of open files and installs the
+/// Ctrl-C/SIGTERM handling first, flushes stdout last, and turns an error
+/// into one `error: ...` line and exit 1.
 pub fn run(body: impl FnOnce() -> Result<ExitCode>) -> ExitCode {
+    guard::raise_open_files_limit();
     let outcome = stop::install().and_then(|()| body());
     console::flush();
     match outcome {

@@ -19,6 +19,7 @@
 //! printed nothing of the rows lost with it.
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -72,6 +73,9 @@ struct Database {
     /// The millisecond of the last `received_at`, and its text: a stream
     /// brings many rows a millisecond, and the text is made once for them.
     clock: (u128, String),
+    /// True while another program holds the lock, from the moment the
+    /// store said so until it says the store is free again.
+    waiting: bool,
 }
 
 impl Store {
@@ -151,6 +155,7 @@ impl Store {
             connection,
             path,
             clock,
+            waiting: false,
         });
         Ok(store)
     }
@@ -172,7 +177,7 @@ impl Store {
         let Some(database) = &mut self.database else {
             return Ok(Stored::New);
         };
-        database.begin()?;
+        database.begin(true)?;
         match database.insert(insert, values) {
             Ok(0) => Ok(Stored::Duplicate),
             Ok(_) => Ok(Stored::New),
@@ -209,7 +214,7 @@ impl Store {
         let Some(database) = &mut self.database else {
             return Ok(());
         };
-        database.begin()?;
+        database.begin(true)?;
         let head = &message[..message.len().min(REJECTED_BYTES)];
         let reason = match head.len() < message.len() {
             true => {
@@ -235,6 +240,134 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Store {
+    /// True while another program holds the lock (the store said so).
+    pub fn is_waiting(&self) -> bool {
+        self.database.as_ref().is_some_and(|database| database.waiting)
+    }
+
+    /// Stores what `backlog` holds, a burst at a time, one transaction
+    /// each: `keep` writes an accepted item's row and returns what to
+    /// print of it, if anything; rejected messages go to `rejected`. Returns
+    /// what to print, once committed. While another program holds the lock
+    /// it stores nothing, and returns at once, or waits for the lock
+    /// (`wait`: a program about to exit).
+    pub fn flush<T, P>(
+        &mut self,
+        backlog: &mut Backlog<T>,
+        wait: bool,
+        mut keep: impl FnMut(&mut Store, T) -> Result<Option<P>>,
+    ) -> Result<Vec<P>> {
+        let mut kept = Vec::new();
+        while !backlog.is_empty() {
+            if let Some(database) = &mut self.database {
+                if !database.begin(wait)? {
+                    break;
+                }
+            }
+            let mut burst = Vec::new();
+            for entry in backlog.take(BURST) {
+                match entry {
+                    Entry::Accepted(item, _) => burst.extend(keep(self, item)?),
+                    Entry::Rejected(message, reason) => self.reject(&message, &reason)?,
+                }
+            }
+            self.commit()?;
+            kept.append(&mut burst);
+        }
+        Ok(kept)
+    }
+}
+
+/// How many rows are written in one transaction, at most.
+const BURST: usize = 100;
+
+/// How much a backlog holds while the store is locked: enough for a minute
+/// of a computer's results at one a millisecond, and a bounded memory.
+const QUEUE_MESSAGES: usize = 50_000;
+const QUEUE_BYTES: usize = 32 * 1024 * 1024;
+
+/// What a program has read from its socket and not yet stored: its own
+/// queue, between the socket and the store.
+///
+/// Trap: a program that stops reading its socket while its store is
+/// locked stops answering its peers' heartbeats, and they give it up, with
+/// what their connection carried. So the program reads on into its
+/// backlog while the store is locked, up to [`QUEUE_MESSAGES`] messages
+/// or [`QUEUE_BYTES`] bytes; then it stops reading, and its peers block at
+/// their high-water mark (ZeroMQ's back-pressure).
+pub struct Backlog<T> {
+    entries: VecDeque<Entry<T>>,
+    bytes: usize,
+    /// How many entries are accepted messages.
+    accepted: usize,
+}
+
+enum Entry<T> {
+    /// An accepted message, and its size.
+    Accepted(T, usize),
+    /// A message rejected, with the reason, to be kept in `rejected`.
+    Rejected(zmq::Message, String),
+}
+
+impl<T> Default for Backlog<T> {
+    fn default() -> Self {
+        Backlog {
+            entries: VecDeque::new(),
+            bytes: 0,
+            accepted: 0,
+        }
+    }
+}
+
+impl<T> Backlog<T> {
+    /// True while the backlog may take another message: a burst's worth
+    /// while `store` writes, more while it waits for the lock.
+    pub fn has_room(&self, store: &Store) -> bool {
+        match store.is_waiting() {
+            true => self.entries.len() < QUEUE_MESSAGES && self.bytes < QUEUE_BYTES,
+            false => self.entries.len() < BURST,
+        }
+    }
+
+    /// Keeps an accepted message (`item`, of `bytes`) to be stored.
+    pub fn accepted(&mut self, item: T, bytes: usize) {
+        self.entries.push_back(Entry::Accepted(item, bytes));
+        self.bytes += bytes;
+        self.accepted += 1;
+    }
+
+    /// Keeps a rejected `message` to be stored in `rejected`, with `reason`.
+    pub fn rejected(&mut self, message: zmq::Message, reason: String) {
+        self.bytes += message.len();
+        self.entries.push_back(Entry::Rejected(message, reason));
+    }
+
+    /// How many accepted messages wait to be stored.
+    pub fn accepted_waiting(&self) -> usize {
+        self.accepted
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Takes up to `count` entries, oldest first.
+    fn take(&mut self, count: usize) -> Vec<Entry<T>> {
+        let taken: Vec<Entry<T>> = self.entries.drain(..count.min(self.entries.len())).collect();
+        for entry in &taken {
+            match entry {
+                Entry::Accepted(_, bytes) => {
+                    self.bytes -= bytes;
+                    self.accepted -= 1;
+                }
+                Entry::Rejected(message, _) => self.bytes -= message.len(),
+            }
+        }
+        taken
     }
 }
 
@@ -283,16 +416,37 @@ impl Database {
         statement.raw_execute()
     }
 
-    /// Opens a transaction, unless one is open: waits while another program
-    /// holds the lock, until a second Ctrl-C or SIGTERM.
-    fn begin(&self) -> Result<()> {
+    /// Opens a transaction, unless one is open: true once it is. While
+    /// another program holds the lock, says so (once), and waits for it
+    /// (`wait`), until a second Ctrl-C or SIGTERM, or returns false.
+    fn begin(&mut self, wait: bool) -> Result<bool> {
         if !self.connection.is_autocommit() {
-            return Ok(());
+            return Ok(true);
         }
-        while_locked(&self.path, || {
-            self.connection.execute_batch("BEGIN IMMEDIATE")
-        })
-        .map_err(|error| self.cannot_write(error))
+        let (program, path) = (crate::program_name(), self.path.display());
+        loop {
+            // Each try waits the busy timeout (a slice) for the lock.
+            match self.connection.execute_batch("BEGIN IMMEDIATE") {
+                Ok(()) => {
+                    if std::mem::take(&mut self.waiting) {
+                        note!("{program}: the store {path} is free again");
+                    }
+                    return Ok(true);
+                }
+                Err(error) if is_busy(&error) && stop::signals() < 2 => {
+                    if !self.waiting {
+                        note!(
+                            "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
+                        );
+                        self.waiting = true;
+                    }
+                    if !wait {
+                        return Ok(false);
+                    }
+                }
+                Err(error) => return Err(self.cannot_write(error)),
+            }
+        }
     }
 }
 

@@ -11,6 +11,6 @@ fn help_lists_every_flag() {
     );
     tests::assert_help_lists(
         "mailbin",
-        "--port --bind --count --max-message-size --version",
+        "--port --bind --count --max-message-size --allow --version",
     );
 }

@@ -5,7 +5,10 @@
 
 #[test]
 fn help_lists_every_flag() {
-    tests::assert_help_lists("pub_server", "[PORT] --bind --interval --count --version");
+    tests::assert_help_lists(
+        "pub_server",
+        "[PORT] --bind --interval --count --allow --version",
+    );
     tests::assert_help_lists(
         "sub_client",
         "[PORT] --host --zipcode --updates --timeout --max-message-size",

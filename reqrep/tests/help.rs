@@ -7,7 +7,7 @@
 fn help_lists_every_flag() {
     tests::assert_help_lists(
         "reqrep_server",
-        "[PORT] --bind --delay --count --max-message-size --version",
+        "[PORT] --bind --delay --count --max-message-size --allow --version",
     );
     tests::assert_help_lists(
         "reqrep_client",

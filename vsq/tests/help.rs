@@ -7,7 +7,7 @@
 fn help_lists_every_flag() {
     tests::assert_help_lists(
         "command",
-        "--pub-port --reply-port --bind --topic --response-channel --settle --quiet-after --expect --timeout --max-message-size",
+        "--pub-port --reply-port --bind --topic --response-channel --settle --quiet-after --expect --timeout --max-message-size --allow",
     );
     tests::assert_help_lists(
         "computer",
@@ -15,6 +15,6 @@ fn help_lists_every_flag() {
     );
     tests::assert_help_lists(
         "saver",
-        "--port --bind --count --store --ack-port --max-message-size",
+        "--port --bind --count --store --ack-port --max-message-size --allow",
     );
 }

@@ -34,7 +34,8 @@ fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Socket for sending forms to the mailbin, watched by an outbox that
     // counts what it may still hold (see outbox.rs).
-    let form_sender = examples_common::client_socket(&context, zmq::PUSH)?;
+    let form_sender = context.socket(zmq::PUSH).context("cannot create a socket")?;
+    examples_common::set_up_client(&form_sender)?;
     let endpoint = examples_common::tcp(&args.host, args.port);
     let names = ["mailbin", "form", "forms"];
     let mut outbox = Outbox::watch(&context, &form_sender, &endpoint, names)?;

@@ -38,12 +38,15 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use clap::Parser;
-use examples_common::store::{Store, Stored, params};
-use examples_common::{Incoming, Poller, cannot_bind, cli, console, frames, note, say};
+use examples_common::store::{Backlog, Store, Stored, params};
+use examples_common::{
+    Guard, Incoming, Poller, cannot_bind, cli, console, frames, note, say, stop,
+};
 use mailbin::{DATE_FORMAT, Form};
 use serde::Deserialize;
 use serde_json::Value;
@@ -60,8 +63,11 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let store = Store::open(args.store.as_deref(), FORMS)?;
 
     let context = zmq::Context::new();
+    // Who may connect (--allow), and the server's open files (guard.rs).
+    let guard = Guard::start(&context, &args.allow)?;
     // Socket to receive the forms that fakers push.
-    let form_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    let form_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
+    examples_common::set_up_server(&form_receiver, &guard)?;
     form_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     let endpoint = examples_common::tcp(&args.bind, args.port);
     form_receiver.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
@@ -80,24 +86,28 @@ fn serve(mailbin: &mut Mailbin, form_receiver: &zmq::Socket) -> Result<()> {
     let mut poller = Poller::new();
     poller.register(form_receiver);
     while !mailbin.counted_all() {
-        // False on Ctrl-C, for a clean stop: take no more, and keep what
-        // had reached us already.
-        let stopping = !poller.poll(None)?;
+        // False on Ctrl-C, for a clean stop (take no more, and keep what
+        // had reached us already), and after a slice while forms wait for
+        // a locked store.
+        let readable = poller.poll(mailbin.patience())?;
+        let stopping = stop::requested();
         if stopping {
             examples_common::stop_accepting(form_receiver)?;
         }
-        // form = form_receiver.recv(), for every form waiting (up to a
-        // burst): one commit for them all.
-        while stopping || mailbin.has_room() {
-            let first = match form_receiver.recv_msg(zmq::DONTWAIT) {
-                Ok(first) => first,
-                Err(zmq::Error::EAGAIN) => break,
-                Err(error) => return Err(error).context("cannot receive a form"),
-            };
-            mailbin.read(frames(form_receiver, first)?)?;
+        if stopping || readable {
+            // form = form_receiver.recv(), for every form waiting, as long
+            // as the mailbin's own queue has room.
+            while mailbin.has_room(stopping) {
+                let first = match form_receiver.recv_msg(zmq::DONTWAIT) {
+                    Ok(first) => first,
+                    Err(zmq::Error::EAGAIN) => break,
+                    Err(error) => return Err(error).context("cannot receive a form"),
+                };
+                mailbin.read(frames(form_receiver, first)?);
+            }
         }
-        // Printed once committed: a printed form is a stored one.
-        for sender in mailbin.commit()? {
+        // Printed once stored: a printed form is a stored one.
+        for sender in mailbin.store(stopping)? {
             say!(
                 "Mailbin received a form from {}",
                 console::whole(sender.as_bytes())
@@ -128,10 +138,9 @@ struct Args {
     store: Option<PathBuf>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
+    #[command(flatten)]
+    allow: cli::Allow,
 }
-
-/// How many waiting forms are read between two polls.
-const BURST: usize = 100;
 
 /// The mailbin's table in the `--store` database.
 const FORMS: &str = "CREATE TABLE IF NOT EXISTS forms (
@@ -151,14 +160,14 @@ const INSERT: &str = "INSERT INTO forms
     (first_name, last_name, email, created_at, ip, user_agent, service_uri, received_at)
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-/// What the mailbin has read: who sent the forms not printed yet, and its counts.
+/// What the mailbin has read and not yet stored, and its counts.
 struct Mailbin {
     store: Store,
+    /// Valid forms, each with the message it came in, waiting to be stored.
+    backlog: Backlog<(Form, zmq::Message)>,
     /// --count: stop after this many valid forms.
     count: Option<u64>,
-    /// Who sent each valid form of the burst, to be printed once committed.
-    senders: Vec<String>,
-    printed: u64,
+    received: u64,
     rejected: u64,
 }
 
@@ -168,76 +177,92 @@ impl Mailbin {
         store.in_use();
         Mailbin {
             store,
+            backlog: Backlog::default(),
             count,
-            senders: Vec::with_capacity(BURST),
-            printed: 0,
+            received: 0,
             rejected: 0,
         }
     }
 
-    /// True once `--count` valid forms were printed.
+    /// True once `--count` valid forms were received.
     fn counted_all(&self) -> bool {
-        self.count.is_some_and(|count| self.printed >= count)
+        self.count.is_some_and(|count| self.received >= count)
     }
 
-    /// True while the burst may take one more form.
-    fn has_room(&self) -> bool {
-        let taken = self.printed + self.senders.len() as u64;
-        self.senders.len() < BURST && self.count.is_none_or(|count| taken < count)
+    /// How long the next poll may wait: for ever, or a slice while forms
+    /// wait for a locked store.
+    fn patience(&self) -> Option<Duration> {
+        (!self.backlog.is_empty()).then_some(stop::SLICE)
     }
 
-    /// Checks one message: a valid form goes to the store and waits to be
-    /// printed; anything else is rejected at once.
-    fn read(&mut self, message: Incoming) -> Result<()> {
+    /// True while the mailbin may read one more message: its queue has
+    /// room (every message, when `stopping`) and --count is not reached.
+    fn has_room(&self, stopping: bool) -> bool {
+        let taken = self.received + self.backlog.accepted_waiting() as u64;
+        (stopping || self.backlog.has_room(&self.store))
+            && self.count.is_none_or(|count| taken < count)
+    }
+
+    /// Checks one message: a valid form waits in the queue to be stored;
+    /// anything else is rejected at once, and waits to be kept in `rejected`.
+    fn read(&mut self, message: Incoming) {
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
             None => read_form(&message.first),
         };
-        let form = match checked {
-            Ok(form) => form,
+        let bytes = message.first.len();
+        match checked {
+            Ok(form) => self.backlog.accepted((form, message.first), bytes),
             Err(problem) => {
                 console::reject(&problem, &message.first);
-                self.store.reject(&message.first, &problem)?;
+                self.backlog.rejected(message.first, problem);
                 self.rejected += 1;
-                return Ok(());
             }
-        };
-        let row = params![
-            form.first_name,
-            form.last_name,
-            form.email,
-            form.created_at,
-            form.ip,
-            form.user_agent,
-            form.service_uri,
-        ];
-        if self.store.insert(INSERT, row, &message.first)? == Stored::Refused {
-            self.rejected += 1;
-            return Ok(());
         }
-        let Form {
-            first_name,
-            last_name,
-            email,
-            ..
-        } = &form;
-        self.senders.push(format!("{first_name} {last_name} {email}"));
-        Ok(())
     }
 
-    /// Commits the forms read; returns who sent them, to be printed: a
-    /// printed form is a stored one.
-    fn commit(&mut self) -> Result<Vec<String>> {
-        self.store.commit()?;
-        self.printed += self.senders.len() as u64;
-        Ok(std::mem::take(&mut self.senders))
+    /// Stores the queue, a burst at a time; returns who sent each form
+    /// stored, to be printed: a printed form is a stored one. While another
+    /// program holds the lock, stores nothing, unless `stopping`: then it
+    /// waits for the lock (until a second Ctrl-C).
+    fn store(&mut self, stopping: bool) -> Result<Vec<String>> {
+        let Mailbin {
+            store,
+            backlog,
+            rejected,
+            ..
+        } = self;
+        let senders = store.flush(backlog, stopping, |store, (form, message)| {
+            let row = params![
+                form.first_name,
+                form.last_name,
+                form.email,
+                form.created_at,
+                form.ip,
+                form.user_agent,
+                form.service_uri,
+            ];
+            if store.insert(INSERT, row, &message)? == Stored::Refused {
+                *rejected += 1;
+                return Ok(None);
+            }
+            let Form {
+                first_name,
+                last_name,
+                email,
+                ..
+            } = &form;
+            Ok(Some(format!("{first_name} {last_name} {email}")))
+        })?;
+        self.received += senders.len() as u64;
+        Ok(senders)
     }
 
     /// `mailbin: 3 forms received, 1 rejected` on stderr.
     fn summary(&self) {
         note!(
             "mailbin: {} received, {} rejected",
-            console::count(self.printed, ["form", "forms"]),
+            console::count(self.received, ["form", "forms"]),
             self.rejected
         );
     }

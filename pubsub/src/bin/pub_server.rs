@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{cannot_bind, cli, note, say, stop};
+use examples_common::{Guard, cannot_bind, cli, note, say, stop};
 use rand::RngExt as _;
 
 fn main() -> ExitCode {
@@ -44,7 +44,10 @@ fn main() -> ExitCode {
 /// pub_server.py: publishes weather updates on a PUB socket.
 fn publish(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
-    let publisher = examples_common::server_socket(&context, zmq::PUB)?;
+    // Who may connect (--allow), and the server's open files (guard.rs).
+    let guard = Guard::start(&context, &args.allow)?;
+    let publisher = context.socket(zmq::PUB).context("cannot create a socket")?;
+    examples_common::set_up_server(&publisher, &guard)?;
     // Updates nobody received yet are not worth waiting for at exit.
     publisher.set_linger(0)?;
     // socket.bind("tcp://*:%s" % port)
@@ -86,4 +89,6 @@ struct Args {
     /// Stop after this many updates (default: publish forever)
     #[arg(long, value_name = "N", value_parser = cli::count())]
     count: Option<u64>,
+    #[command(flatten)]
+    allow: cli::Allow,
 }

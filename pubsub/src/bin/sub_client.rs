@@ -27,7 +27,8 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
         "Collecting updates from weather server at {endpoint} for zipcode {} ...",
         args.zipcode
     );
-    let subscriber = examples_common::client_socket(&context, zmq::SUB)?;
+    let subscriber = context.socket(zmq::SUB).context("cannot create a socket")?;
+    examples_common::set_up_client(&subscriber)?;
     subscriber.set_maxmsgsize(args.limit.max_message_size)?;
     // Our subscription is all a SUB socket sends: not worth waiting for at exit.
     subscriber.set_linger(0)?;

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
 fn request(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     say!("Connecting to server...");
-    let requester = examples_common::client_socket(&context, zmq::REQ)?;
+    let requester = context.socket(zmq::REQ).context("cannot create a socket")?;
+    examples_common::set_up_client(&requester)?;
     requester.set_maxmsgsize(args.limit.max_message_size)?;
     // Trap: a request nobody answers stays queued and would hold the
     // program at exit; drop it instead.

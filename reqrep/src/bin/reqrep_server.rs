@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{Poller, cannot_bind, cli, console, frames, note, say, stop};
+use examples_common::{Guard, Poller, cannot_bind, cli, console, frames, note, say, stop};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -36,7 +36,10 @@ fn main() -> ExitCode {
 /// reqrep_server.py: answers every request on a REP socket.
 fn serve(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
-    let socket = examples_common::server_socket(&context, zmq::REP)?;
+    // Who may connect (--allow), and the server's open files (guard.rs).
+    let guard = Guard::start(&context, &args.allow)?;
+    let socket = context.socket(zmq::REP).context("cannot create a socket")?;
+    examples_common::set_up_server(&socket, &guard)?;
     // Trap: no client may make us hold a request of any size.
     socket.set_maxmsgsize(args.limit.max_message_size)?;
     // socket.bind("tcp://*:%s" % port)
@@ -96,6 +99,8 @@ struct Args {
     count: Option<u64>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
+    #[command(flatten)]
+    allow: cli::Allow,
 }
 
 /// What the server did, for its summary on stderr.

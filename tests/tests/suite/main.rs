@@ -4,11 +4,13 @@
 //! spent waiting for the examples, not computing.
 
 mod acks;
+mod allow;
 mod bench;
 mod cli;
 mod disk;
 mod faults;
 mod fixtures;
+mod flood;
 mod mailbin;
 mod pubsub;
 mod reqrep;

@@ -49,7 +49,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, bail};
 use clap::Parser;
-use examples_common::{Incoming, Poller, cannot_bind, cli, console, frames, note, say, stop};
+use examples_common::{
+    Guard, Incoming, Poller, cannot_bind, cli, console, frames, note, say, stop,
+};
 use vsq::Reply;
 
 fn main() -> ExitCode {
@@ -60,10 +62,13 @@ fn main() -> ExitCode {
 /// command.py: binds its two sockets, then configures the computers.
 fn command(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
+    // Who may connect (--allow), and the server's open files (guard.rs).
+    let guard = Guard::start(&context, &args.allow)?;
     // Socket to send commands to every computer. An XPUB socket is a PUB
     // socket that also tells who subscribes: one message per subscription,
     // so that a late computer can be sent the command.
-    let publisher = examples_common::server_socket(&context, zmq::XPUB)?;
+    let publisher = context.socket(zmq::XPUB).context("cannot create a socket")?;
+    examples_common::set_up_server(&publisher, &guard)?;
     publisher.set_maxmsgsize(args.limit.max_message_size)?;
     publisher.set_xpub_verbose(true)?;
     publisher.set_linger(0)?;
@@ -71,7 +76,8 @@ fn command(args: &Args) -> Result<ExitCode> {
     publisher.bind(&pub_endpoint).map_err(cannot_bind(&pub_endpoint))?;
     // Socket to receive the computers' replies. Named as in command.py,
     // though it collects replies to the command, not results.
-    let results_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    let results_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
+    examples_common::set_up_server(&results_receiver, &guard)?;
     results_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     let reply_endpoint = examples_common::tcp(&args.bind, args.reply_port);
     results_receiver.bind(&reply_endpoint).map_err(cannot_bind(&reply_endpoint))?;
@@ -213,6 +219,8 @@ struct Args {
     timeout: Duration,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
+    #[command(flatten)]
+    allow: cli::Allow,
 }
 
 /// What came back: the units that answered, and how many replies were

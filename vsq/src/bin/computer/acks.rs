@@ -31,7 +31,8 @@ const READ_ACKS_EVERY: Duration = Duration::from_millis(1);
 impl Acks {
     /// Subscribes to the unit's acknowledgements on `port` of the server.
     pub fn subscribe(context: &zmq::Context, args: &Args, port: u16, unit: u16) -> Result<Acks> {
-        let ack_receiver = examples_common::client_socket(context, zmq::SUB)?;
+        let ack_receiver = context.socket(zmq::SUB).context("cannot create a socket")?;
+        examples_common::set_up_client(&ack_receiver)?;
         ack_receiver.set_maxmsgsize(args.limit.max_message_size)?;
         ack_receiver.set_linger(0)?;
         // Room for a stream's acknowledgements, as the saver gives them.

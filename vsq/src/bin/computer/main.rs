@@ -75,7 +75,8 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let host = &args.server_host;
     // cmd_receiver = context.socket(zmq.SUB), watched by a link that
     // connects again after an oversized command (see link.rs).
-    let cmd_receiver = examples_common::client_socket(context, zmq::SUB)?;
+    let cmd_receiver = context.socket(zmq::SUB).context("cannot create a socket")?;
+    examples_common::set_up_client(&cmd_receiver)?;
     cmd_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     // Its subscription is all a SUB socket sends: not worth waiting for at exit.
     cmd_receiver.set_linger(0)?;
@@ -86,7 +87,8 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     // "politiche2013 ..." and not "politiche2013bis ...".
     cmd_receiver.set_subscribe(format!("{} ", args.topic).as_bytes())?;
     // reply_sender = context.socket(zmq.PUSH)
-    let reply_sender = examples_common::client_socket(context, zmq::PUSH)?;
+    let reply_sender = context.socket(zmq::PUSH).context("cannot create a socket")?;
+    examples_common::set_up_client(&reply_sender)?;
     // A reply nobody collects is not worth waiting for at exit.
     reply_sender.set_linger(0)?;
     let reply_endpoint = examples_common::tcp(host, args.reply_port);
@@ -134,7 +136,8 @@ fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<C
     let host = &args.server_host;
     // save_sender = context.socket(zmq.PUSH), watched by an outbox that
     // counts what it may still hold (see outbox.rs).
-    let save_sender = examples_common::client_socket(context, zmq::PUSH)?;
+    let save_sender = context.socket(zmq::PUSH).context("cannot create a socket")?;
+    examples_common::set_up_client(&save_sender)?;
     let save_endpoint = examples_common::tcp(host, args.save_port);
     let names = ["saver", "result", "results"];
     let mut outbox = Outbox::watch(context, &save_sender, &save_endpoint, names)?;

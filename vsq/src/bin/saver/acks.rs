@@ -5,18 +5,20 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context as _, Result};
-use examples_common::{cannot_bind, cli, frames};
+use examples_common::{Guard, cannot_bind, cli, frames};
 use vsq::ack;
 
 /// Binds the PUB socket computers subscribe to for their unit's
 /// acknowledgements: an XPUB, which also says who subscribes.
 pub fn bind(
     context: &zmq::Context,
+    guard: &Guard,
     address: &str,
     port: u16,
     limit: &cli::ReceiveLimit,
 ) -> Result<zmq::Socket> {
-    let ack_sender = examples_common::server_socket(context, zmq::XPUB)?;
+    let ack_sender = context.socket(zmq::XPUB).context("cannot create a socket")?;
+    examples_common::set_up_server(&ack_sender, guard)?;
     ack_sender.set_maxmsgsize(limit.max_message_size)?;
     ack_sender.set_xpub_verbose(true)?;
     // The last acknowledgements go out at exit, if a computer is there to

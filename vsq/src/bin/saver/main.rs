@@ -44,7 +44,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
-use examples_common::{Poller, cannot_bind, cli, console, frames, say};
+use examples_common::{Guard, Poller, cannot_bind, cli, console, frames, say, stop};
 
 mod acks;
 mod results;
@@ -63,8 +63,11 @@ fn save(args: &Args) -> Result<ExitCode> {
     let store = results::open_store(args.store.as_deref(), args.ack_port.is_some())?;
 
     let context = zmq::Context::new();
+    // Who may connect (--allow), and the server's open files (guard.rs).
+    let guard = Guard::start(&context, &args.allow)?;
     // Socket to receive the computers' save requests (named as in saver.py).
-    let req_receiver = examples_common::server_socket(&context, zmq::PULL)?;
+    let req_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
+    examples_common::set_up_server(&req_receiver, &guard)?;
     req_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     // req_receiver.bind("tcp://*:5558")
     let endpoint = examples_common::tcp(&args.bind, args.port);
@@ -72,7 +75,7 @@ fn save(args: &Args) -> Result<ExitCode> {
     // With --ack-port: a socket that tells computers which results are
     // kept (acks.rs).
     let ack_sender = match args.ack_port {
-        Some(port) => Some(acks::bind(&context, &args.bind, port, &args.limit)?),
+        Some(port) => Some(acks::bind(&context, &guard, &args.bind, port, &args.limit)?),
         None => None,
     };
     say!("Listening to save requests from computers");
@@ -95,31 +98,32 @@ fn serve(
     let requests = poller.register(req_receiver);
     let subscriptions = ack_sender.map(|socket| poller.register(socket));
     while !saver.counted_all() {
-        // socks = dict(poller.poll()): false on Ctrl-C, for a clean stop:
-        // take no more, and keep what had reached us already.
-        let stopping = !poller.poll(None)?;
+        // socks = dict(poller.poll()): false on Ctrl-C, for a clean stop
+        // (take no more, and keep what had reached us already), and after a
+        // slice while results wait for a locked store.
+        poller.poll(saver.patience())?;
+        let stopping = stop::requested();
         if stopping {
             examples_common::stop_accepting(req_receiver)?;
         }
         if stopping || poller.is_readable(requests) {
-            // message = req_receiver.recv(), for every message waiting (up
-            // to a burst): a stream then costs one poll and one commit per
-            // burst, not per result.
-            while stopping || saver.has_room() {
+            // message = req_receiver.recv(), for every message waiting, as
+            // long as the saver's own queue has room (results.rs).
+            while saver.has_room(stopping) {
                 let first = match req_receiver.recv_msg(zmq::DONTWAIT) {
                     Ok(first) => first,
                     Err(zmq::Error::EAGAIN) => break,
                     Err(error) => return Err(error).context("cannot receive a result"),
                 };
-                saver.read(frames(req_receiver, first)?)?;
+                saver.read(frames(req_receiver, first)?);
             }
-            // print "Computer requested a save: %s" % message, once the
-            // burst is committed: a printed result is a stored one.
-            for message in saver.commit()? {
-                say!("Computer requested a save: {}", console::whole(&message));
-            }
-            saver.acknowledge(ack_sender)?;
         }
+        // print "Computer requested a save: %s" % message, once stored: a
+        // printed result is a stored one.
+        for message in saver.store(stopping)? {
+            say!("Computer requested a save: {}", console::whole(&message));
+        }
+        saver.acknowledge(ack_sender)?;
         if stopping {
             break;
         }
@@ -154,4 +158,6 @@ struct Args {
     ack_port: Option<u16>,
     #[command(flatten)]
     limit: cli::ReceiveLimit,
+    #[command(flatten)]
+    allow: cli::Allow,
 }

@@ -1,18 +1,16 @@
-//! What the saver does with each result it reads: checks it, stores it
-//! with `--store`, counts it, and keeps it to be printed once the burst is
-//! committed. A tutorial reader may skip it.
+//! What the saver does with each result it reads: checks it, keeps it in
+//! its own queue, stores it with `--store`, counts it, and gives it back to
+//! be printed once committed. A tutorial reader may skip it.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Result;
-use examples_common::store::{self, Store, Stored, params};
-use examples_common::{Incoming, console, note};
+use examples_common::store::{self, Backlog, Store, Stored, params};
+use examples_common::{Incoming, console, note, stop};
 use vsq::Computation;
 
 use crate::acks::Kept;
-
-/// How many waiting results are read between two polls.
-const BURST: usize = 100;
 
 /// The saver's table in the `--store` database.
 const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
@@ -56,15 +54,15 @@ pub fn open_store(path: Option<&Path>, acknowledging: bool) -> Result<Store> {
     })
 }
 
-/// What the saver has read: the results of this burst, and its counts.
+/// What the saver has read and not yet stored, and its counts.
 pub struct Saver {
     store: Store,
+    /// Results read, each with the message it came in, waiting to be stored.
+    backlog: Backlog<(Computation, zmq::Message)>,
     /// With --ack-port: which results it holds, told only once they are kept.
     kept: Option<Kept>,
     /// --count: stop after this many results.
     count: Option<u64>,
-    /// Each result of the burst, and what became of it.
-    burst: Vec<(zmq::Message, Stored)>,
     received: u64,
     /// Results received again (known with --store or --ack-port), kept once.
     duplicates: u64,
@@ -80,9 +78,9 @@ impl Saver {
         store.in_use();
         Saver {
             store,
+            backlog: Backlog::default(),
             kept: acknowledging.then(Kept::default),
             count,
-            burst: Vec::with_capacity(BURST),
             received: 0,
             duplicates: 0,
             rejected: 0,
@@ -94,68 +92,86 @@ impl Saver {
         self.count.is_some_and(|count| self.received >= count)
     }
 
-    /// True while the burst may take one more result.
-    pub fn has_room(&self) -> bool {
-        let taken = self.received + self.burst.len() as u64;
-        self.burst.len() < BURST && self.count.is_none_or(|count| taken < count)
+    /// How long the next poll may wait: for ever, or a slice while
+    /// results wait for a locked store.
+    pub fn patience(&self) -> Option<Duration> {
+        (!self.backlog.is_empty()).then_some(stop::SLICE)
     }
 
-    /// Checks one message: a result goes to the store and waits to be
-    /// printed; anything else is rejected at once.
-    pub fn read(&mut self, message: Incoming) -> Result<()> {
+    /// True while the saver may read one more message: its queue has room
+    /// (every message, when `stopping`) and --count is not reached.
+    pub fn has_room(&self, stopping: bool) -> bool {
+        let taken = self.received + self.backlog.accepted_waiting() as u64;
+        (stopping || self.backlog.has_room(&self.store))
+            && self.count.is_none_or(|count| taken < count)
+    }
+
+    /// Checks one message: a result waits in the queue to be stored; any
+    /// other message is rejected at once, and waits to be kept in `rejected`.
+    pub fn read(&mut self, message: Incoming) {
         let checked = match message.multipart() {
             Some(problem) => Err(problem),
             None => vsq::parse_object::<Computation>(&message.first),
         };
-        let result = match checked {
-            Ok(result) => result,
+        let bytes = message.first.len();
+        match checked {
+            Ok(result) => self.backlog.accepted((result, message.first), bytes),
             Err(problem) => {
                 let problem = format!("result {problem}");
                 console::reject(&problem, &message.first);
-                self.store.reject(&message.first, &problem)?;
+                self.backlog.rejected(message.first, problem);
                 self.rejected += 1;
-                return Ok(());
-            }
-        };
-        let (unit, counter) = (result.unit, result.counter);
-        let row = params![unit, counter, result.x, result.y];
-        let mut stored = self.store.insert(INSERT, row, &message.first)?;
-        if stored == Stored::Duplicate && !self.store.contains(SAME, row)? {
-            // Not sent again: another computer's result. Kept, apart, and
-            // acknowledged, so that its computer does not send it for ever.
-            let problem = format!(
-                "result of unit {unit} counter {counter} stored already, with other values: another computer uses unit {unit}"
-            );
-            console::reject(&problem, &message.first);
-            self.store.reject(&message.first, &problem)?;
-            stored = Stored::Refused;
-        }
-        // Without --store nothing is looked up: what it holds for
-        // acknowledgements tells a result sent again.
-        if let Some(kept) = &mut self.kept {
-            if !kept.add(unit, counter) && stored == Stored::New {
-                stored = Stored::Duplicate;
             }
         }
-        if stored == Stored::Refused {
-            self.rejected += 1;
-        }
-        self.burst.push((message.first, stored));
-        Ok(())
     }
 
-    /// Commits the burst; returns its new results, to be printed: a
-    /// printed result is a stored one.
-    pub fn commit(&mut self) -> Result<Vec<zmq::Message>> {
-        self.store.commit()?;
-        let mut new = Vec::with_capacity(self.burst.len());
-        for (message, stored) in self.burst.drain(..) {
-            match stored {
-                Stored::New => new.push(message),
-                Stored::Duplicate => self.duplicates += 1,
-                Stored::Refused => {}
+    /// Stores the queue, a burst at a time; returns the new results, once
+    /// committed, to be printed: a printed result is a stored one. While
+    /// another program holds the lock, stores nothing, unless `stopping`:
+    /// then it waits for the lock (until a second Ctrl-C).
+    pub fn store(&mut self, stopping: bool) -> Result<Vec<zmq::Message>> {
+        let Saver {
+            store,
+            backlog,
+            kept,
+            duplicates,
+            rejected,
+            ..
+        } = self;
+        let new = store.flush(backlog, stopping, |store, (result, message)| {
+            let (unit, counter) = (result.unit, result.counter);
+            let row = params![unit, counter, result.x, result.y];
+            let mut stored = store.insert(INSERT, row, &message)?;
+            if stored == Stored::Duplicate && !store.contains(SAME, row)? {
+                // Not sent again: another computer's result. Kept, apart,
+                // and acknowledged, so that its computer does not send it
+                // for ever.
+                let problem = format!(
+                    "result of unit {unit} counter {counter} stored already, with other values: another computer uses unit {unit}"
+                );
+                console::reject(&problem, &message);
+                store.reject(&message, &problem)?;
+                stored = Stored::Refused;
             }
-        }
+            // Without --store nothing is looked up: what it holds for
+            // acknowledgements tells a result sent again.
+            if let Some(kept) = kept {
+                if !kept.add(unit, counter) && stored == Stored::New {
+                    stored = Stored::Duplicate;
+                }
+            }
+            Ok(match stored {
+                Stored::New => Some(message),
+                Stored::Duplicate => {
+                    *duplicates += 1;
+                    None
+                }
+                Stored::Refused => {
+                    *rejected += 1;
+                    None
+                }
+            })
+        })?;
         self.received += new.len() as u64;
         Ok(new)
     }
