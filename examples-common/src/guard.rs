@@ -110,18 +110,15 @@ impl Guard {
             "inproc://guard-{}",
             MONITORS.fetch_add(1, Ordering::Relaxed)
         );
-        let watched = zmq::SocketEvent::ACCEPTED.to_raw() | zmq::SocketEvent::ACCEPT_FAILED.to_raw();
+        let watched =
+            zmq::SocketEvent::ACCEPTED.to_raw() | zmq::SocketEvent::ACCEPT_FAILED.to_raw();
         socket
             .monitor(&endpoint, i32::from(watched))
             .context("cannot monitor a socket")?;
-        let monitor = self
-            .context
-            .socket(zmq::PAIR)
-            .context("cannot create a socket for a monitor")?;
+        let monitor =
+            self.context.socket(zmq::PAIR).context("cannot create a socket for a monitor")?;
         monitor.set_linger(0)?;
-        monitor
-            .connect(&endpoint)
-            .context("cannot read a socket's events")?;
+        monitor.connect(&endpoint).context("cannot read a socket's events")?;
         self.monitors
             .send(monitor)
             .map_err(|_| anyhow::anyhow!("the guard's thread has stopped"))
@@ -192,9 +189,7 @@ impl Watch {
             };
             let id: &[u8] = request.get(1).map_or(b"", Vec::as_slice);
             let reply: [&[u8]; 6] = [b"1.0", id, status, b"", b"", b""];
-            handler
-                .send_multipart(reply, 0)
-                .context("cannot answer a ZAP request")?;
+            handler.send_multipart(reply, 0).context("cannot answer a ZAP request")?;
         }
         Ok(())
     }
@@ -224,7 +219,8 @@ impl Watch {
         while let Ok(event) = monitor.recv_multipart(zmq::DONTWAIT) {
             // Two frames: 2 bytes of event and 4 of value (here, errno),
             // then the endpoint.
-            let Some(&[low, high, a, b, c, d]) = event.first().and_then(|frame| frame.get(..6)) else {
+            let Some(&[low, high, a, b, c, d]) = event.first().and_then(|frame| frame.get(..6))
+            else {
                 continue;
             };
             let event = zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high]));

@@ -38,24 +38,49 @@ pub fn topic(unit: i64) -> String {
     format!("{unit} ")
 }
 
-/// Sorted counters as ranges: `[0, 1, 2, 5]` is `0-2,5`.
-pub fn ranges(counters: &[i64]) -> String {
-    let mut text = String::new();
-    let mut counters = counters.iter().copied().peekable();
-    while let Some(first) = counters.next() {
-        let mut last = first;
-        while counters.next_if(|&next| next == last + 1).is_some() {
-            last += 1;
-        }
-        if !text.is_empty() {
-            text.push(',');
-        }
-        match first == last {
-            true => text.push_str(&first.to_string()),
-            false => text.push_str(&format!("{first}-{last}")),
+/// The most bytes of one acknowledgement: far below any receiver's limit
+/// (`--max-message-size`, 64 KiB by default). What says more goes in
+/// pieces, each `"<unit> "` and some of the ranges.
+pub const PIECE_BYTES: usize = 1024;
+
+/// Sorted counters as inclusive ranges: `[0, 1, 2, 5]` is `(0, 2), (5, 5)`.
+pub fn ranges_of(counters: &[i64]) -> Vec<(i64, i64)> {
+    let mut ranges: Vec<(i64, i64)> = Vec::new();
+    for &counter in counters {
+        match ranges.last_mut() {
+            Some((_, last)) if *last + 1 == counter => *last = counter,
+            Some((_, last)) if *last == counter => {}
+            _ => ranges.push((counter, counter)),
         }
     }
-    text
+    ranges
+}
+
+/// A unit's acknowledgement of `ranges`, in pieces of at most
+/// [`PIECE_BYTES`]: `"42 0-99,101"`.
+pub fn pieces(unit: i64, ranges: impl IntoIterator<Item = (i64, i64)>) -> Vec<String> {
+    let topic = topic(unit);
+    let mut pieces = Vec::new();
+    let mut piece = String::new();
+    for (first, last) in ranges {
+        let range = match first == last {
+            true => first.to_string(),
+            false => format!("{first}-{last}"),
+        };
+        if !piece.is_empty() && piece.len() + 1 + range.len() > PIECE_BYTES {
+            pieces.push(std::mem::take(&mut piece));
+        }
+        if piece.is_empty() {
+            piece.push_str(&topic);
+        } else {
+            piece.push(',');
+        }
+        piece.push_str(&range);
+    }
+    if !piece.is_empty() {
+        pieces.push(piece);
+    }
+    pieces
 }
 
 /// Reads `0-2,5` back as inclusive ranges.
@@ -79,8 +104,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn counters_travel_as_ranges() {
-        assert_eq!(ranges(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
+    fn counters_travel_as_ranges_in_pieces() {
+        let ranges = ranges_of(&[0, 1, 2, 5, 7, 8, 8]);
+        assert_eq!(ranges, [(0, 2), (5, 5), (7, 8)]);
+        assert_eq!(pieces(42, ranges), ["42 0-2,5,7-8"]);
+        // Many isolated counters: every piece fits, and says all of them.
+        let counters: Vec<i64> = (0..10_000).map(|n| 10_000_000 + 2 * n).collect();
+        let pieces = pieces(3, ranges_of(&counters));
+        assert!(pieces.len() > 1);
+        assert!(pieces.iter().all(|piece| piece.len() <= PIECE_BYTES && piece.starts_with("3 ")));
+        let said: Vec<(i64, i64)> = pieces
+            .iter()
+            .flat_map(|piece| parse_ranges(piece.strip_prefix("3 ").unwrap()).unwrap())
+            .collect();
+        assert_eq!(said, ranges_of(&counters));
         assert_eq!(parse_ranges("0-2,5,7-8").unwrap(), [(0, 2), (5, 5), (7, 8)]);
         assert_eq!(parse_ranges("x"), None);
         // Counters start at 0, and a range goes up: anything else is no

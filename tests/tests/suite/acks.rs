@@ -405,3 +405,57 @@ fn a_saver_without_a_store_prints_a_result_sent_again_once() {
     counters.sort();
     assert_eq!(counters, (0..5000).collect::<Vec<_>>());
 }
+
+// Bounded under any peer.
+
+#[test]
+fn a_sparse_unit_is_welcomed_in_pieces_its_computer_takes() {
+    let server = Server::new();
+    let mut saver = server.listening_saver();
+    // 10 000 isolated counters of unit 3, far past what its computer will
+    // send: once, a welcome of them all was 100 kB, over the computer's
+    // 64 KiB limit, and cut its link again and again.
+    let forger = tests::pusher(&server.save);
+    for counter in 0..10_000 {
+        let counter = 10_000_000 + 2 * counter;
+        let result = format!(r#"{{"unit": 3, "counter": {counter}, "x": 1, "y": 2}}"#);
+        forger.send(result.as_bytes(), 0).unwrap();
+    }
+    saver.wait_for_stdout(r#""counter": 10019998,"#, WAIT);
+
+    let computer = computer_with(
+        &server.save,
+        &server.ack,
+        5,
+        &["--interval", "0s", "--linger", "5s"],
+    );
+    let computer = computer.finish(WAIT);
+    let lost = |line: &String| line.contains("lost the connection");
+    assert!(!computer.stderr.iter().any(lost), "{computer:?}");
+    assert_eq!(
+        computer.summary(),
+        "computer: unit 3 computed 5 results, answered 0 commands, 5 acknowledged",
+        "{computer:?}"
+    );
+    saver.stop_cleanly(Signal::SIGTERM, "saver: 10005 results received");
+}
+
+#[test]
+fn a_subscription_that_is_not_a_units_topic_is_refused() {
+    let server = Server::new();
+    let mut saver = server.listening_saver();
+    // Everything (the empty topic), and a topic that is no unit's.
+    let listener = tests::connected(zmq::SUB, &server.ack);
+    listener.set_subscribe(b"").unwrap();
+    listener.set_rcvtimeo(500).unwrap();
+    let nosy = tests::connected(zmq::SUB, &server.ack);
+    nosy.set_subscribe(b"3").unwrap();
+    nosy.set_rcvtimeo(500).unwrap();
+    saver.wait_for_stderr(r#"subscription not a unit's topic "<unit> ": "#, WAIT);
+
+    let computer = computer_with(&server.save, &server.ack, 100, &["--interval", "0s"]);
+    assert_all_acknowledged(computer, 100);
+    assert_eq!(listener.recv_bytes(0), Err(zmq::Error::EAGAIN));
+    assert_eq!(nosy.recv_bytes(0), Err(zmq::Error::EAGAIN));
+    server.assert_every_result_kept_once(saver, 100);
+}

@@ -75,7 +75,7 @@ fn save(args: &Args) -> Result<ExitCode> {
     // With --ack-port: a socket that tells computers which results are
     // kept (acks.rs).
     let ack_sender = match args.ack_port {
-        Some(port) => Some(acks::bind(&context, &guard, &args.bind, port, &args.limit)?),
+        Some(port) => Some(acks::bind(&context, &guard, &args.bind, port)?),
         None => None,
     };
     say!("Listening to save requests from computers");

@@ -93,9 +93,10 @@ impl Saver {
     }
 
     /// How long the next poll may wait: for ever, or a slice while
-    /// results wait for a locked store.
+    /// results wait for a locked store, or a computer for its welcome.
     pub fn patience(&self) -> Option<Duration> {
-        (!self.backlog.is_empty()).then_some(stop::SLICE)
+        let owed = self.kept.as_ref().is_some_and(Kept::owes_a_welcome);
+        (!self.backlog.is_empty() || owed).then_some(stop::SLICE)
     }
 
     /// True while the saver may read one more message: its queue has room
