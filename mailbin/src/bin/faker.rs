@@ -32,10 +32,12 @@ fn main() -> ExitCode {
 /// The faker script: pushes a fake form post on a PUSH socket, again and again.
 fn push_forms(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
-    // Socket for sending forms to the mailbin, watched by an outbox that
-    // counts what it may still hold (see outbox.rs).
+    // Socket for sending forms to the mailbin.
     let form_sender = context.socket(zmq::PUSH).context("cannot create a socket")?;
+    // How its connection is watched (heartbeats: lib.rs).
     examples_common::set_up_client(&form_sender)?;
+    // An outbox watches the connection and counts what the socket may
+    // still hold, for the exit (outbox.rs).
     let endpoint = examples_common::tcp(&args.host, args.port);
     let names = ["mailbin", "form", "forms"];
     let mut outbox = Outbox::watch(&context, &form_sender, &endpoint, names)?;

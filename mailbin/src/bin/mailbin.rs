@@ -67,7 +67,9 @@ fn collect(args: &Args) -> Result<ExitCode> {
     let guard = Guard::start(&context, &args.allow)?;
     // Socket to receive the forms that fakers push.
     let form_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
+    // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&form_receiver, &guard)?;
+    // Trap: no faker may make us hold a form of any size.
     form_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     let endpoint = examples_common::tcp(&args.bind, args.port);
     form_receiver.bind(&endpoint).map_err(cannot_bind(&endpoint))?;
@@ -103,6 +105,7 @@ fn serve(mailbin: &mut Mailbin, form_receiver: &zmq::Socket) -> Result<()> {
                     Err(zmq::Error::EAGAIN) => break,
                     Err(error) => return Err(error).context("cannot receive a form"),
                 };
+                // Its frames counted (a form is one), then checked.
                 mailbin.read(frames(form_receiver, first)?);
             }
         }

@@ -46,7 +46,9 @@ fn publish(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Who may connect (--allow), and the server's open files (guard.rs).
     let guard = Guard::start(&context, &args.allow)?;
+    // socket = context.socket(zmq.PUB)
     let publisher = context.socket(zmq::PUB).context("cannot create a socket")?;
+    // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&publisher, &guard)?;
     // Updates nobody received yet are not worth waiting for at exit.
     publisher.set_linger(0)?;

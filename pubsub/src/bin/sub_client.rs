@@ -27,14 +27,18 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
         "Collecting updates from weather server at {endpoint} for zipcode {} ...",
         args.zipcode
     );
+    // socket = context.socket(zmq.SUB)
     let subscriber = context.socket(zmq::SUB).context("cannot create a socket")?;
+    // How its connection is watched (heartbeats: lib.rs).
     examples_common::set_up_client(&subscriber)?;
+    // Trap: no publisher may make us hold an update of any size.
     subscriber.set_maxmsgsize(args.limit.max_message_size)?;
     // Our subscription is all a SUB socket sends: not worth waiting for at exit.
     subscriber.set_linger(0)?;
-    // socket.connect("tcp://localhost:%s" % port), watched by a link that
-    // connects again after an oversized update (see link.rs).
+    // A link watches the connection, and makes it again after an
+    // oversized update, which libzmq never does (link.rs).
     let mut link = Link::watch(&context, &subscriber, &endpoint)?;
+    // socket.connect("tcp://localhost:%s" % port)
     subscriber.connect(&endpoint).map_err(cannot_connect(&endpoint))?;
     // socket.setsockopt(zmq.SUBSCRIBE, "10001")
     // Trap: subscriptions match byte prefixes, and "10001" would also
@@ -44,6 +48,8 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
     let mut total_temperature: i128 = 0;
     let mut received = 0;
     while received < args.updates {
+        // Wait for an update (the link also gives up after --timeout, on
+        // Ctrl-C, and when a lost connection was made again).
         match link.wait(&subscriber, args.timeout)? {
             Wait::Ready => {}
             // What was published meanwhile is gone: a subscriber listens on.
@@ -60,6 +66,7 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
         }
         // string = socket.recv()
         let first = subscriber.recv_msg(0).context("cannot receive an update")?;
+        // Its frames counted: an update is one (poller.rs).
         let update = frames(&subscriber, first)?;
         // topic, messagedata = string.split()
         let temperature = match update.multipart() {

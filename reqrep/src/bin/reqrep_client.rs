@@ -23,8 +23,11 @@ fn main() -> ExitCode {
 fn request(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     say!("Connecting to server...");
+    // socket = context.socket(zmq.REQ)
     let requester = context.socket(zmq::REQ).context("cannot create a socket")?;
+    // How its connection is watched (heartbeats: lib.rs).
     examples_common::set_up_client(&requester)?;
+    // Trap: no server may make us hold a reply of any size.
     requester.set_maxmsgsize(args.limit.max_message_size)?;
     // Trap: a request nobody answers stays queued and would hold the
     // program at exit; drop it instead.
@@ -33,10 +36,11 @@ fn request(args: &Args) -> Result<ExitCode> {
     // (relaxed), and then ignores a late reply to the old one (correlate).
     requester.set_req_relaxed(true)?;
     requester.set_req_correlate(true)?;
-    // socket.connect("tcp://localhost:%s" % port), watched by a link that
-    // connects again after an oversized reply (see link.rs).
+    // A link watches the connection, and makes it again after an
+    // oversized reply, which libzmq never does (link.rs).
     let endpoint = examples_common::tcp(&args.host, args.port);
     let mut link = Link::watch(&context, &requester, &endpoint)?;
+    // socket.connect("tcp://localhost:%s" % port)
     requester.connect(&endpoint).map_err(cannot_connect(&endpoint))?;
 
     let mut received = Received::default();
@@ -64,6 +68,7 @@ fn request(args: &Args) -> Result<ExitCode> {
         }
         // message = socket.recv()
         let first = requester.recv_msg(0).context("cannot receive a reply")?;
+        // Its frames counted: a reply is one (poller.rs).
         let reply = frames(&requester, first)?;
         if let Some(problem) = reply.multipart() {
             console::reject(format!("reply {problem}"), &reply.first);

@@ -38,7 +38,9 @@ fn serve(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Who may connect (--allow), and the server's open files (guard.rs).
     let guard = Guard::start(&context, &args.allow)?;
+    // socket = context.socket(zmq.REP)
     let socket = context.socket(zmq::REP).context("cannot create a socket")?;
+    // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&socket, &guard)?;
     // Trap: no client may make us hold a request of any size.
     socket.set_maxmsgsize(args.limit.max_message_size)?;
@@ -59,6 +61,7 @@ fn serve(args: &Args) -> Result<ExitCode> {
         // which REP then discards: a blocking recv would wait for the next
         // one. Receive without waiting, or poll again.
         let request = match socket.recv_msg(zmq::DONTWAIT) {
+            // Its frames counted: a request is one (poller.rs).
             Ok(first) => frames(&socket, first)?,
             Err(zmq::Error::EAGAIN) => continue,
             Err(error) => return Err(error).context("cannot receive a request"),

@@ -68,7 +68,9 @@ fn command(args: &Args) -> Result<ExitCode> {
     // socket that also tells who subscribes: one message per subscription,
     // so that a late computer can be sent the command.
     let publisher = context.socket(zmq::XPUB).context("cannot create a socket")?;
+    // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&publisher, &guard)?;
+    // Trap: no peer may make us hold a subscription of any size.
     publisher.set_maxmsgsize(args.limit.max_message_size)?;
     publisher.set_xpub_verbose(true)?;
     publisher.set_linger(0)?;

@@ -73,15 +73,19 @@ fn compute(args: &Args) -> Result<ExitCode> {
 /// cmd_handler: answers every command published on the topic.
 fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     let host = &args.server_host;
-    // cmd_receiver = context.socket(zmq.SUB), watched by a link that
-    // connects again after an oversized command (see link.rs).
+    // cmd_receiver = context.socket(zmq.SUB)
     let cmd_receiver = context.socket(zmq::SUB).context("cannot create a socket")?;
+    // How its connection is watched (heartbeats: lib.rs).
     examples_common::set_up_client(&cmd_receiver)?;
+    // Trap: no server may make us hold a command of any size.
     cmd_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     // Its subscription is all a SUB socket sends: not worth waiting for at exit.
     cmd_receiver.set_linger(0)?;
+    // A link watches the connection, and makes it again after an
+    // oversized command, which libzmq never does (link.rs).
     let cmd_endpoint = examples_common::tcp(host, args.cmd_port);
     let mut link = Link::watch(context, &cmd_receiver, &cmd_endpoint)?;
+    // cmd_receiver.connect("tcp://localhost:5556")
     cmd_receiver.connect(&cmd_endpoint).map_err(cannot_connect(&cmd_endpoint))?;
     // Trap: subscriptions match prefixes; the topic and its space match
     // "politiche2013 ..." and not "politiche2013bis ...".
@@ -91,12 +95,15 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
     examples_common::set_up_client(&reply_sender)?;
     // A reply nobody collects is not worth waiting for at exit.
     reply_sender.set_linger(0)?;
+    // reply_sender.connect("tcp://localhost:5557")
     let reply_endpoint = examples_common::tcp(host, args.reply_port);
     reply_sender.connect(&reply_endpoint).map_err(cannot_connect(&reply_endpoint))?;
 
     let mut answered = 0;
     loop {
         say!("Aye sir, unit {unit} ready for your commands ...");
+        // Wait for a command (the link also gives up on Ctrl-C, and when a
+        // lost connection was made again).
         loop {
             match link.wait(&cmd_receiver, None)? {
                 Wait::Ready => break,
@@ -108,6 +115,7 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
         }
         // message = cmd_receiver.recv()
         let first = cmd_receiver.recv_msg(0).context("cannot receive a command")?;
+        // Its frames counted: a command is one (poller.rs).
         let command = frames(&cmd_receiver, first)?;
         if let Err(problem) = check_command(&command, &args.topic) {
             console::reject(format!("command {problem}"), &command.first);
@@ -134,10 +142,11 @@ fn cmd_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<u64> {
 /// main_task_handler: computes results and pushes them to the saver.
 fn main_task_handler(args: &Args, context: &zmq::Context, unit: u16) -> Result<Computed> {
     let host = &args.server_host;
-    // save_sender = context.socket(zmq.PUSH), watched by an outbox that
-    // counts what it may still hold (see outbox.rs).
+    // save_sender = context.socket(zmq.PUSH)
     let save_sender = context.socket(zmq::PUSH).context("cannot create a socket")?;
     examples_common::set_up_client(&save_sender)?;
+    // An outbox watches the connection and counts what the socket may
+    // still hold, for the exit (outbox.rs).
     let save_endpoint = examples_common::tcp(host, args.save_port);
     let names = ["saver", "result", "results"];
     let mut outbox = Outbox::watch(context, &save_sender, &save_endpoint, names)?;

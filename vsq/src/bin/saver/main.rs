@@ -67,7 +67,9 @@ fn save(args: &Args) -> Result<ExitCode> {
     let guard = Guard::start(&context, &args.allow)?;
     // Socket to receive the computers' save requests (named as in saver.py).
     let req_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
+    // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&req_receiver, &guard)?;
+    // Trap: no computer may make us hold a result of any size.
     req_receiver.set_maxmsgsize(args.limit.max_message_size)?;
     // req_receiver.bind("tcp://*:5558")
     let endpoint = examples_common::tcp(&args.bind, args.port);
@@ -115,6 +117,7 @@ fn serve(
                     Err(zmq::Error::EAGAIN) => break,
                     Err(error) => return Err(error).context("cannot receive a result"),
                 };
+                // Its frames counted (a result is one), then checked.
                 saver.read(frames(req_receiver, first)?);
             }
         }
