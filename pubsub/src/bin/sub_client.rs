@@ -48,24 +48,28 @@ fn subscribe(args: &Args) -> Result<ExitCode> {
     let mut total_temperature: i128 = 0;
     let mut received = 0;
     while received < args.updates {
-        // Wait for an update (the link also gives up after --timeout, on
-        // Ctrl-C, and when a lost connection was made again).
-        match link.wait(&subscriber, args.timeout)? {
-            Wait::Ready => {}
-            // What was published meanwhile is gone: a subscriber listens on.
-            Wait::Reconnected => continue,
-            Wait::Stopped => {
-                let updates = console::count(received, ["update", "updates"]);
-                note!("sub_client: stopped after {updates}");
-                return Ok(ExitCode::SUCCESS);
-            }
-            Wait::TimedOut => {
-                let timeout = cli::show_duration(args.timeout.unwrap_or_default());
-                bail!("no update from {endpoint} within {timeout}");
-            }
-        }
-        // string = socket.recv()
-        let first = subscriber.recv_msg(0).context("cannot receive an update")?;
+        // string = socket.recv(), without waiting: a stream is read (and
+        // printed) in blocks, and waits only when nothing is there.
+        let first = match subscriber.recv_msg(zmq::DONTWAIT) {
+            Ok(first) => first,
+            // Wait for an update (the link also gives up after --timeout,
+            // on Ctrl-C, and when a lost connection was made again).
+            Err(zmq::Error::EAGAIN) => match link.wait(&subscriber, args.timeout)? {
+                Wait::Ready => continue,
+                // What was published meanwhile is gone: listen on.
+                Wait::Reconnected => continue,
+                Wait::Stopped => {
+                    let updates = console::count(received, ["update", "updates"]);
+                    note!("sub_client: stopped after {updates}");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                Wait::TimedOut => {
+                    let timeout = cli::show_duration(args.timeout.unwrap_or_default());
+                    bail!("no update from {endpoint} within {timeout}");
+                }
+            },
+            Err(error) => return Err(error).context("cannot receive an update"),
+        };
         // Its frames counted: an update is one (poller.rs).
         let update = frames(&subscriber, first)?;
         // topic, messagedata = string.split()
