@@ -82,9 +82,19 @@ pub fn whole(payload: &[u8]) -> Cow<'_, str> {
 
 fn one_line(payload: &[u8], limit: usize) -> Cow<'_, str> {
     let head = &payload[..payload.len().min(limit)];
-    // Most payloads are printable text: show them as they are, uncopied. (A
-    // byte 0xc2 may start a control character, U+0080 to U+009F; 0xe2 one
-    // of the marks below.)
+    // Most payloads are printable ASCII: show them as they are, uncopied.
+    // (One pass over every byte, without a branch, which the compiler
+    // makes a few instructions for many bytes at once.)
+    let printable_ascii = payload.iter().fold(true, |printable, &byte| {
+        printable & (b' '..0x7f).contains(&byte)
+    });
+    if printable_ascii && head == payload {
+        if let Ok(text) = std::str::from_utf8(payload) {
+            return Cow::Borrowed(text);
+        }
+    }
+    // Other printable text too. (A byte 0xc2 may start a control character,
+    // U+0080 to U+009F; 0xe2 one of the marks below.)
     let control = |byte: &u8| *byte < b' ' || matches!(*byte, 0x7f | 0xc2 | 0xe2);
     if let (true, Ok(text)) = (head == payload, std::str::from_utf8(payload)) {
         if !text.as_bytes().iter().any(control) {
