@@ -26,7 +26,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use anyhow::{Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 pub use rusqlite::params;
-use rusqlite::{Connection, ErrorCode, MAIN_DB, ToSql};
+use rusqlite::{CachedStatement, Connection, ErrorCode, MAIN_DB, ToSql};
 
 use crate::{console, note, stop};
 
@@ -70,9 +70,6 @@ pub struct Store {
 struct Database {
     connection: Connection,
     path: PathBuf,
-    /// The millisecond of the last `received_at`, and its text: a stream
-    /// brings many rows a millisecond, and the text is made once for them.
-    clock: (u128, String),
     /// True while another program holds the lock, from the moment the
     /// store said so until it says the store is free again.
     waiting: bool,
@@ -125,18 +122,7 @@ impl Store {
             database: None,
             made,
         };
-        let connection = opened.map_err(|error| {
-            let breaks_schema = error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation);
-            let message = format!(
-                "cannot open the store {}: {}",
-                path.display(),
-                reason(error)
-            );
-            match breaks_schema {
-                true => anyhow::Error::new(BreaksSchema(message)),
-                false => anyhow!(message),
-            }
-        })?;
+        let connection = opened.map_err(|error| cannot_open(path, error))?;
         // SQLite opens a file it may not write (its mode, a read-only
         // disk) read-only, and says so only at the first write.
         if connection.is_readonly(MAIN_DB)? {
@@ -145,87 +131,49 @@ impl Store {
                 path.display()
             );
         }
-        note!(
-            "{}: storing what it receives in {}",
-            crate::program_name(),
-            path.display()
-        );
-        let (path, clock) = (path.to_owned(), (0, String::new()));
         store.database = Some(Database {
             connection,
-            path,
-            clock,
+            path: path.to_owned(),
             waiting: false,
         });
         Ok(store)
     }
 
-    /// The program serves now: the store's file is its own, and stays
-    /// even if the program ends before it stored a row.
-    pub fn in_use(&mut self) {
-        self.made = None;
-    }
-
-    /// Adds the row of an accepted `message`: `insert` with `values`, then
-    /// `received_at`, which the store fills in.
-    pub fn insert(
-        &mut self,
-        insert: &str,
-        values: &[&dyn ToSql],
-        message: &[u8],
-    ) -> Result<Stored> {
-        let Some(database) = &mut self.database else {
-            return Ok(Stored::New);
+    /// Reads one number of the store's (`PRAGMA user_version`): 0 without
+    /// `--store`.
+    pub fn number(&self, query: &str) -> Result<i64> {
+        let Some(database) = &self.database else {
+            return Ok(0);
         };
-        database.begin(true)?;
-        match database.insert(insert, values) {
-            Ok(0) => Ok(Stored::Duplicate),
-            Ok(_) => Ok(Stored::New),
-            // Only a row refused for what it holds, in a transaction that
-            // goes on, is a rejection.
-            Err(error) if refuses_the_row(&error) && !database.connection.is_autocommit() => {
-                let reason = format!("SQLite refused the row: {error}");
-                console::reject(&reason, message);
-                self.reject(message, &reason)?;
-                Ok(Stored::Refused)
-            }
-            Err(error) => Err(database.cannot_write(error)),
-        }
-    }
-
-    /// True if `query` with `values` finds a row (false without `--store`).
-    pub fn contains(&mut self, query: &str, values: &[&dyn ToSql]) -> Result<bool> {
-        let Some(database) = &mut self.database else {
-            return Ok(false);
-        };
-        let found = database
-            .connection
-            .prepare_cached(query)
-            .and_then(|mut statement| statement.exists(values));
-        found.map_err(|error| {
+        let read = database.connection.query_row(query, [], |row| row.get(0));
+        read.map_err(|error| {
             let path = database.path.display();
             anyhow!("cannot read the store {path}: {}", reason(error))
         })
     }
 
-    /// Keeps a rejected message, byte for byte up to [`REJECTED_BYTES`],
-    /// with the reason.
-    pub fn reject(&mut self, message: &[u8], reason: &str) -> Result<()> {
+    /// Changes the store's schema with `statements`, in a transaction of
+    /// their own, as [`Store::open`] does (nothing without `--store`).
+    pub fn change(&mut self, statements: &str) -> Result<()> {
         let Some(database) = &mut self.database else {
             return Ok(());
         };
         database.begin(true)?;
-        let head = &message[..message.len().min(REJECTED_BYTES)];
-        let reason = match head.len() < message.len() {
-            true => {
-                let (kept, all) = (head.len(), message.len());
-                Cow::Owned(format!("{reason} (its first {kept} of {all} bytes)"))
-            }
-            false => Cow::Borrowed(reason),
-        };
-        match database.insert(INSERT_REJECTED, params![head, reason]) {
-            Ok(_) => Ok(()),
-            Err(error) => Err(database.cannot_write(error)),
+        let changed = database.connection.execute_batch(statements);
+        if changed.is_err() && !database.connection.is_autocommit() {
+            let _ = database.connection.execute_batch("ROLLBACK");
+        }
+        changed.map_err(|error| cannot_open(&database.path, error))?;
+        self.commit()
+    }
+
+    /// The program serves now, and says where it stores: the store's file
+    /// is its own, and stays even if the program ends before it stored a row.
+    pub fn in_use(&mut self) {
+        self.made = None;
+        if let Some(database) = &self.database {
+            let (program, path) = (crate::program_name(), database.path.display());
+            note!("{program}: storing what it receives in {path}");
         }
     }
 
@@ -241,25 +189,23 @@ impl Store {
         }
         Ok(())
     }
-}
 
-impl Store {
     /// True while another program holds the lock (the store said so).
     pub fn is_waiting(&self) -> bool {
         self.database.as_ref().is_some_and(|database| database.waiting)
     }
 
     /// Stores what `backlog` holds, a burst at a time, one transaction
-    /// each: `keep` writes an accepted item's row and returns what to
-    /// print of it, if anything; rejected messages go to `rejected`. Returns
-    /// what to print, once committed. While another program holds the lock
-    /// it stores nothing, and returns at once, or waits for the lock
-    /// (`wait`: a program about to exit).
+    /// each: `keep` writes an accepted item's row with the [`Writer`] it is
+    /// given and returns what to print of it, if anything; rejected
+    /// messages go to `rejected`. Returns what to print, once committed.
+    /// While another program holds the lock it stores nothing, and returns
+    /// at once, or waits for the lock (`wait`: a program about to exit).
     pub fn flush<T, P>(
         &mut self,
         backlog: &mut Backlog<T>,
         wait: bool,
-        mut keep: impl FnMut(&mut Store, T) -> Result<Option<P>>,
+        mut keep: impl FnMut(&mut Writer<'_>, T) -> Result<Option<P>>,
     ) -> Result<Vec<P>> {
         let mut kept = Vec::new();
         while !backlog.is_empty() {
@@ -269,16 +215,135 @@ impl Store {
                 }
             }
             let mut burst = Vec::new();
+            let mut writer = Writer::new(self.database.as_ref());
             for entry in backlog.take(BURST) {
                 match entry {
-                    Entry::Accepted(item, _) => burst.extend(keep(self, item)?),
-                    Entry::Rejected(message, reason) => self.reject(&message, &reason)?,
+                    Entry::Accepted(item, _) => burst.extend(keep(&mut writer, item)?),
+                    Entry::Rejected(message, reason) => writer.reject(&message, &reason)?,
                 }
             }
+            drop(writer);
             self.commit()?;
             kept.append(&mut burst);
         }
         Ok(kept)
+    }
+}
+
+/// The rows of one transaction: each statement prepared once for them all,
+/// and the moment they are written, their `received_at`.
+pub struct Writer<'a> {
+    database: Option<&'a Database>,
+    /// The statements prepared, by the address of their SQL (a constant).
+    statements: Vec<(usize, CachedStatement<'a>)>,
+    received_at: String,
+}
+
+impl<'a> Writer<'a> {
+    fn new(database: Option<&'a Database>) -> Writer<'a> {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
+        Writer {
+            database,
+            statements: Vec::new(),
+            received_at: time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        }
+    }
+
+    /// Adds the row of an accepted `message`: `insert` with `values`, then
+    /// `received_at`, which the store fills in.
+    pub fn insert(
+        &mut self,
+        insert: &'static str,
+        values: &[&dyn ToSql],
+        message: &[u8],
+    ) -> Result<Stored> {
+        let Some(database) = self.database else {
+            return Ok(Stored::New);
+        };
+        match self.execute(insert, values, true) {
+            Ok(0) => Ok(Stored::Duplicate),
+            Ok(_) => Ok(Stored::New),
+            // Only a row refused for what it holds, in a transaction that
+            // goes on, is a rejection.
+            Err(error) if refuses_the_row(&error) && !database.connection.is_autocommit() => {
+                let reason = format!("SQLite refused the row: {error}");
+                console::reject(&reason, message);
+                self.reject(message, &reason)?;
+                Ok(Stored::Refused)
+            }
+            Err(error) => Err(database.cannot_write(error)),
+        }
+    }
+
+    /// True if `query` with `values` finds a row (false without `--store`).
+    pub fn contains(&mut self, query: &'static str, values: &[&dyn ToSql]) -> Result<bool> {
+        let Some(database) = self.database else {
+            return Ok(false);
+        };
+        let found = self.statement(query).and_then(|statement| statement.exists(values));
+        found.map_err(|error| {
+            let path = database.path.display();
+            anyhow!("cannot read the store {path}: {}", reason(error))
+        })
+    }
+
+    /// Keeps a rejected message, byte for byte up to [`REJECTED_BYTES`],
+    /// with the reason.
+    pub fn reject(&mut self, message: &[u8], reason: &str) -> Result<()> {
+        let Some(database) = self.database else {
+            return Ok(());
+        };
+        let head = &message[..message.len().min(REJECTED_BYTES)];
+        let reason = match head.len() < message.len() {
+            true => {
+                let (kept, all) = (head.len(), message.len());
+                Cow::Owned(format!("{reason} (its first {kept} of {all} bytes)"))
+            }
+            false => Cow::Borrowed(reason),
+        };
+        match self.execute(INSERT_REJECTED, params![head, reason], true) {
+            Ok(_) => Ok(()),
+            Err(error) => Err(database.cannot_write(error)),
+        }
+    }
+
+    /// The statement of `sql`, prepared once for this transaction.
+    fn statement(&mut self, sql: &'static str) -> rusqlite::Result<&mut CachedStatement<'a>> {
+        let key = sql.as_ptr() as usize;
+        let at = match self.statements.iter().position(|(known, _)| *known == key) {
+            Some(at) => at,
+            None => {
+                let database = self.database.ok_or(rusqlite::Error::InvalidQuery)?;
+                let statement = database.connection.prepare_cached(sql)?;
+                self.statements.push((key, statement));
+                self.statements.len() - 1
+            }
+        };
+        Ok(&mut self.statements[at].1)
+    }
+
+    /// Runs `sql` with `values`, then `received_at` when `stamped`;
+    /// returns how many rows it changed.
+    fn execute(
+        &mut self,
+        sql: &'static str,
+        values: &[&dyn ToSql],
+        stamped: bool,
+    ) -> rusqlite::Result<usize> {
+        let received_at = std::mem::take(&mut self.received_at);
+        let outcome = (|| {
+            let statement = self.statement(sql)?;
+            for (index, value) in (1..).zip(values) {
+                statement.raw_bind_parameter(index, value)?;
+            }
+            if stamped {
+                statement.raw_bind_parameter(values.len() + 1, &received_at)?;
+            }
+            statement.raw_execute()
+        })();
+        self.received_at = received_at;
+        outcome
     }
 }
 
@@ -398,24 +463,6 @@ impl Database {
         )
     }
 
-    /// Runs one INSERT in the open transaction; returns how many rows it added.
-    fn insert(&mut self, insert: &str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
-        let mut statement = self.connection.prepare_cached(insert)?;
-        for (index, value) in (1..).zip(values) {
-            statement.raw_bind_parameter(index, value)?;
-        }
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        if self.clock.0 != now.as_millis() || self.clock.1.is_empty() {
-            let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
-            self.clock = (
-                now.as_millis(),
-                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
-            );
-        }
-        statement.raw_bind_parameter(values.len() + 1, &self.clock.1)?;
-        statement.raw_execute()
-    }
-
     /// Opens a transaction, unless one is open: true once it is. While
     /// another program holds the lock, says so (once), and waits for it
     /// (`wait`), until a second Ctrl-C or SIGTERM, or returns false.
@@ -496,6 +543,21 @@ impl std::error::Error for BreaksSchema {}
 /// rule of the schema (a unique index over rows that repeat).
 pub fn breaks_schema(error: &anyhow::Error) -> bool {
     error.downcast_ref::<BreaksSchema>().is_some()
+}
+
+/// The error of a store that cannot be opened, or whose schema cannot be
+/// set: one that breaks a rule of the schema is a [`BreaksSchema`].
+fn cannot_open(path: &Path, error: rusqlite::Error) -> anyhow::Error {
+    let breaks_schema = error.sqlite_error_code() == Some(ErrorCode::ConstraintViolation);
+    let message = format!(
+        "cannot open the store {}: {}",
+        path.display(),
+        reason(error)
+    );
+    match breaks_schema {
+        true => anyhow::Error::new(BreaksSchema(message)),
+        false => anyhow!(message),
+    }
 }
 
 /// SQLite's own message, which says it all ("file is not a database").

@@ -235,7 +235,7 @@ impl Mailbin {
             rejected,
             ..
         } = self;
-        let senders = store.flush(backlog, stopping, |store, (form, message)| {
+        let senders = store.flush(backlog, stopping, |writer, (form, message)| {
             let row = params![
                 form.first_name,
                 form.last_name,
@@ -245,7 +245,7 @@ impl Mailbin {
                 form.user_agent,
                 form.service_uri,
             ];
-            if store.insert(INSERT, row, &message)? == Stored::Refused {
+            if writer.insert(INSERT, row, &message)? == Stored::Refused {
                 *rejected += 1;
                 return Ok(None);
             }

@@ -2,7 +2,7 @@
 //! one line, and a row SQLite refuses.
 
 use examples_common::console::{shown, whole};
-use examples_common::store::{Store, Stored, params};
+use examples_common::store::{Backlog, Store, Stored, params};
 use rusqlite::Connection;
 
 #[test]
@@ -46,18 +46,31 @@ fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
     let path = directory.path().join("small.db");
     let schema = "CREATE TABLE IF NOT EXISTS small (
         n INTEGER NOT NULL CHECK (n < 10), received_at TEXT NOT NULL)";
-    let insert = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
+    const INSERT: &str = "INSERT INTO small (n, received_at) VALUES (?1, ?2)";
     let mut store = Store::open(Some(&path), schema).unwrap();
-    let stored: Vec<Stored> = [1, 20, 3]
-        .map(|n| store.insert(insert, params![n], format!("n={n}").as_bytes()).unwrap())
-        .into();
-    assert_eq!(stored, [Stored::New, Stored::Refused, Stored::New]);
-    store.commit().unwrap();
+    store.in_use();
+    // Two bursts: 1, 20 and 3, then 4.
+    let mut stored = Vec::new();
+    for burst in [&[1, 20, 3][..], &[4]] {
+        let mut backlog = Backlog::default();
+        for &n in burst {
+            backlog.accepted(n, 1);
+        }
+        let kept = store.flush(&mut backlog, true, |writer, n: i64| {
+            let message = format!("n={n}");
+            Ok(Some(writer.insert(
+                INSERT,
+                params![n],
+                message.as_bytes(),
+            )?))
+        });
+        stored.extend(kept.unwrap());
+    }
     assert_eq!(
-        store.insert(insert, params![4], b"n=4").unwrap(),
-        Stored::New
+        stored,
+        [Stored::New, Stored::Refused, Stored::New, Stored::New]
     );
-    store.commit().unwrap();
+    drop(store);
 
     let connection = Connection::open(&path).unwrap();
     let stored: Vec<i64> = connection

@@ -9,54 +9,48 @@ use anyhow::Result;
 use examples_common::store::{self, Backlog, Store, Stored, params};
 use examples_common::{Incoming, console, note, stop};
 use vsq::Computation;
+use vsq::schema::{self, INSERT, INSERT_KEYED, INSERT_UNKEYED, KEYED, ONCE, RESULTS, UNKEYED_ONCE};
 
 use crate::acks::Kept;
-
-/// The saver's table in the `--store` database.
-const RESULTS: &str = "CREATE TABLE IF NOT EXISTS results (
-    id          INTEGER PRIMARY KEY,
-    unit        INTEGER NOT NULL,
-    counter     INTEGER NOT NULL,
-    x           REAL NOT NULL,
-    y           REAL NOT NULL,
-    received_at TEXT NOT NULL
-)";
-
-/// With --ack-port: one row per (unit, counter). Only then are results sent
-/// twice, and only then is the index worth what it costs (see the
-/// Performance section in tests/README.md).
-const ONCE: &str =
-    "CREATE UNIQUE INDEX IF NOT EXISTS results_unit_counter ON results (unit, counter)";
-
-/// How each result is stored: the store fills in `received_at`. With
-/// --ack-port, a result sent again (see `vsq::ack`) is stored once.
-const INSERT: &str = "INSERT INTO results (unit, counter, x, y, received_at)
-    VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING";
 
 /// With --ack-port, a result stored already is sent again, or is another
 /// computer's under the same unit: this finds the first.
 const SAME: &str = "SELECT 1 FROM results WHERE unit = ?1 AND counter = ?2 AND x = ?3 AND y = ?4";
+const SAME_KEYED: &str = "SELECT 1 FROM results WHERE id = ?1 AND x = ?2 AND y = ?3";
 
 /// Opens the `--store` database at `path` (or none), with the results
-/// table and, with `--ack-port` (`acknowledging`), its unique index.
-pub fn open_store(path: Option<&Path>, acknowledging: bool) -> Result<Store> {
-    let schema = match acknowledging {
-        true => format!("{RESULTS}; {ONCE}"),
-        false => RESULTS.to_owned(),
-    };
-    Store::open(path, &schema).map_err(|error| {
-        match acknowledging && store::breaks_schema(&error) {
+/// table. With `--ack-port` (`acknowledging`), each (unit, counter) is
+/// stored once: a new store (or an empty one) is keyed by the pair
+/// ([`schema::key`]); one with rows already gets a unique index over it.
+/// Returns the store, and whether it is keyed.
+pub fn open_store(path: Option<&Path>, acknowledging: bool) -> Result<(Store, bool)> {
+    let mut store = Store::open(path, RESULTS)?;
+    if store.number("PRAGMA user_version")? == KEYED {
+        return Ok((store, true));
+    }
+    if !acknowledging {
+        return Ok((store, false));
+    }
+    if store.number("SELECT NOT EXISTS (SELECT 1 FROM results)")? == 1 {
+        store.change(&format!("{UNKEYED_ONCE}; PRAGMA user_version = {KEYED}"))?;
+        return Ok((store, true));
+    }
+    store.change(ONCE).map_err(|error| {
+        match store::breaks_schema(&error) {
             true => error.context(
                 "--ack-port keeps each (unit, counter) once, and this store holds one twice (it was written without --ack-port): use another file",
             ),
             false => error,
         }
-    })
+    })?;
+    Ok((store, false))
 }
 
 /// What the saver has read and not yet stored, and its counts.
 pub struct Saver {
     store: Store,
+    /// A store keyed by unit and counter (see `open_store`).
+    keyed: bool,
     /// Results read, each with the message it came in, waiting to be stored.
     backlog: Backlog<(Computation, zmq::Message)>,
     /// With --ack-port: which results it holds, told only once they are kept.
@@ -73,11 +67,16 @@ impl Saver {
     /// A saver that keeps what it reads in `store`, that holds what it
     /// kept for acknowledgements with --ack-port (`acknowledging`), and that
     /// stops after `count` results.
-    pub fn new(mut store: Store, acknowledging: bool, count: Option<u64>) -> Saver {
+    pub fn new(
+        (mut store, keyed): (Store, bool),
+        acknowledging: bool,
+        count: Option<u64>,
+    ) -> Saver {
         // The saver serves: a store it made stays, even with no row.
         store.in_use();
         Saver {
             store,
+            keyed,
             backlog: Backlog::default(),
             kept: acknowledging.then(Kept::default),
             count,
@@ -133,17 +132,37 @@ impl Saver {
     pub fn store(&mut self, stopping: bool) -> Result<Vec<zmq::Message>> {
         let Saver {
             store,
+            keyed,
             backlog,
             kept,
             duplicates,
             rejected,
             ..
         } = self;
-        let new = store.flush(backlog, stopping, |store, (result, message)| {
-            let (unit, counter) = (result.unit, result.counter);
-            let row = params![unit, counter, result.x, result.y];
-            let mut stored = store.insert(INSERT, row, &message)?;
-            if stored == Stored::Duplicate && !store.contains(SAME, row)? {
+        let new = store.flush(backlog, stopping, |writer, (result, message)| {
+            let (unit, counter, x, y) = (result.unit, result.counter, result.x, result.y);
+            // Stored, and, when the pair was there already, whether the
+            // row there has other values.
+            let (mut stored, other_values) = match (*keyed, schema::key(unit, counter)) {
+                (false, _) => {
+                    let row = params![unit, counter, x, y];
+                    let stored = writer.insert(INSERT, row, &message)?;
+                    (stored, stored == Stored::Duplicate && !writer.contains(SAME, row)?)
+                }
+                (true, Some(key)) => {
+                    let row = params![key, unit, counter, x, y];
+                    let stored = writer.insert(INSERT_KEYED, row, &message)?;
+                    let same = params![key, x, y];
+                    (stored, stored == Stored::Duplicate && !writer.contains(SAME_KEYED, same)?)
+                }
+                // Stored under a negative id: acknowledged never, so never
+                // sent again by a computer.
+                (true, None) => {
+                    let row = params![unit, counter, x, y];
+                    (writer.insert(INSERT_UNKEYED, row, &message)?, false)
+                }
+            };
+            if other_values {
                 // Not sent again: another computer's result. Kept, apart,
                 // and acknowledged, so that its computer does not send it
                 // for ever.
@@ -151,7 +170,7 @@ impl Saver {
                     "result of unit {unit} counter {counter} stored already, with other values: another computer uses unit {unit}"
                 );
                 console::reject(&problem, &message);
-                store.reject(&message, &problem)?;
+                writer.reject(&message, &problem)?;
                 stored = Stored::Refused;
             }
             // Without --store nothing is looked up: what it holds for
