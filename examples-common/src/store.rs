@@ -241,12 +241,19 @@ pub struct Writer<'a> {
 
 impl<'a> Writer<'a> {
     fn new(database: Option<&'a Database>) -> Writer<'a> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
+        // Without --store nothing is written, and no clock read.
+        let received_at = match database {
+            Some(_) => {
+                let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                let time = DateTime::<Utc>::from(UNIX_EPOCH + now);
+                time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+            }
+            None => String::new(),
+        };
         Writer {
             database,
             statements: Vec::new(),
-            received_at: time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+            received_at,
         }
     }
 
