@@ -146,10 +146,12 @@ struct Watch {
 impl Watch {
     fn run(mut self, handler: Option<zmq::Socket>, new_monitors: &Receiver<zmq::Socket>) {
         let mut monitors = Vec::new();
+        let mut broken = false;
         while !self.stop.load(Ordering::SeqCst) {
             monitors.extend(new_monitors.try_iter());
             let mut items: Vec<zmq::PollItem> = handler
                 .iter()
+                .filter(|_| !broken)
                 .chain(&monitors)
                 .map(|socket| socket.as_poll_item(zmq::POLLIN))
                 .collect();
@@ -162,10 +164,14 @@ impl Watch {
                     continue;
                 }
             }
-            if let Some(handler) = &handler {
+            if let (Some(handler), false) = (&handler, broken) {
                 if let Err(error) = self.answer(handler) {
-                    note!("{}: the ZAP handler stopped: {error:#}", program_name());
-                    return;
+                    // Its socket stays, unanswered: a peer then waits, and
+                    // is dropped at the handshake timeout, where with no
+                    // handler at all libzmq would let it in unasked.
+                    let program = program_name();
+                    note!("{program}: the ZAP handler stopped, and lets no one in: {error:#}");
+                    broken = true;
                 }
             }
             for monitor in &monitors {
