@@ -551,14 +551,20 @@ fn a_clean_stop_keeps_what_reached_the_saver() {
 // 6. A busy database. (A lock held for 6 s under a real computer's stream
 // is in acks.rs: `a_locked_store_holds_the_stream_back_and_then_stores_everything`.)
 
-/// A saver storing into `store`, whose write lock another program (the
-/// connection returned) holds, and a computer's socket to send it results.
-fn saver_behind_a_lock(store: &Store) -> (Program, rusqlite::Connection, zmq::Socket) {
+/// A saver storing into `store`, listening on the port returned, whose
+/// write lock another program (the connection returned) holds.
+fn locked_saver(store: &Store) -> (Program, rusqlite::Connection, String) {
     let port = free_port().to_string();
     let mut saver = saver(&port, &store.flag());
     saver.wait_for_stdout("Listening", WAIT);
     let other = store.open();
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    (saver, other, port)
+}
+
+/// Like [`locked_saver`], with a computer's socket to send it results.
+fn saver_behind_a_lock(store: &Store) -> (Program, rusqlite::Connection, zmq::Socket) {
+    let (saver, other, port) = locked_saver(store);
     (saver, other, tests::pusher(&port))
 }
 
@@ -567,11 +573,7 @@ fn a_store_locked_for_6_s_loses_nothing_of_a_stream_without_acknowledgements() {
     // The saver reads on into its own queue while the store is locked: it
     // answers its computer's heartbeats, which does not give it up.
     let store = Store::new("results.db");
-    let save = free_port().to_string();
-    let mut saver = saver(&save, &store.flag());
-    saver.wait_for_stdout("Listening", WAIT);
-    let other = store.open();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (mut saver, other, save) = locked_saver(&store);
     let locked_at = Instant::now();
     let computer = computer(&save, "61", &["--interval", "1ms", "--results", "8000"]);
     saver.wait_for_stderr("is locked by another program; waiting for it", WAIT);
@@ -740,11 +742,7 @@ const PAST_THE_HEARTBEATS: Duration = Duration::from_secs(3);
 #[test]
 fn a_saver_whose_store_is_locked_while_a_computer_ends_stores_every_result() {
     let store = Store::new("results.db");
-    let save = free_port().to_string();
-    let mut saver = saver(&save, &store.flag());
-    saver.wait_for_stdout("Listening", WAIT);
-    let other = store.open();
-    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let (mut saver, other, save) = locked_saver(&store);
 
     // The computer sends its 3000 results into the saver's queue and
     // buffers, and ends, while the store is locked.
