@@ -198,35 +198,47 @@ impl Store {
     /// Stores what `backlog` holds, a burst at a time, one transaction
     /// each: `keep` writes an accepted item's row with the [`Writer`] it is
     /// given and returns what to print of it, if anything; rejected
-    /// messages go to `rejected`. Returns what to print, once committed.
-    /// While another program holds the lock it stores nothing, and returns
-    /// at once, or waits for the lock (`wait`: a program about to exit).
+    /// messages go to `rejected`. What to print goes into `kept`, once
+    /// committed. While another program holds the lock it stores nothing,
+    /// and returns at once, or waits for the lock (`wait`: a program about
+    /// to exit).
     pub fn flush<T, P>(
         &mut self,
         backlog: &mut Backlog<T>,
         wait: bool,
+        kept: &mut Vec<P>,
         mut keep: impl FnMut(&mut Writer<'_>, T) -> Result<Option<P>>,
-    ) -> Result<Vec<P>> {
-        let mut kept = Vec::new();
-        while !backlog.is_empty() {
+    ) -> Result<()> {
+        while !backlog.entries.is_empty() {
             if let Some(database) = &mut self.database {
                 if !database.begin(wait)? {
                     break;
                 }
             }
-            let mut burst = Vec::new();
+            let before = kept.len();
             let mut writer = Writer::new(self.database.as_ref());
-            for entry in backlog.take(BURST) {
+            let burst = BURST.min(backlog.entries.len());
+            for entry in backlog.entries.drain(..burst) {
                 match entry {
-                    Entry::Accepted(item, _) => burst.extend(keep(&mut writer, item)?),
-                    Entry::Rejected(message, reason) => writer.reject(&message, &reason)?,
+                    Entry::Accepted(item, bytes) => {
+                        backlog.bytes -= bytes;
+                        backlog.accepted -= 1;
+                        kept.extend(keep(&mut writer, item)?);
+                    }
+                    Entry::Rejected(message, reason) => {
+                        backlog.bytes -= message.len();
+                        writer.reject(&message, &reason)?;
+                    }
                 }
             }
             drop(writer);
-            self.commit()?;
-            kept.append(&mut burst);
+            // Nothing of a burst that is not committed is printed.
+            if let Err(error) = self.commit() {
+                kept.truncate(before);
+                return Err(error);
+            }
         }
-        Ok(kept)
+        Ok(())
     }
 }
 
@@ -425,21 +437,6 @@ impl<T> Backlog<T> {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
-    }
-
-    /// Takes up to `count` entries, oldest first.
-    fn take(&mut self, count: usize) -> Vec<Entry<T>> {
-        let taken: Vec<Entry<T>> = self.entries.drain(..count.min(self.entries.len())).collect();
-        for entry in &taken {
-            match entry {
-                Entry::Accepted(_, bytes) => {
-                    self.bytes -= bytes;
-                    self.accepted -= 1;
-                }
-                Entry::Rejected(message, _) => self.bytes -= message.len(),
-            }
-        }
-        taken
     }
 }
 

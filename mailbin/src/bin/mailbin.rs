@@ -168,6 +168,8 @@ struct Mailbin {
     store: Store,
     /// Valid forms, each with the message it came in, waiting to be stored.
     backlog: Backlog<(Form, zmq::Message)>,
+    /// Who sent each form stored, to be printed.
+    senders: Vec<String>,
     /// --count: stop after this many valid forms.
     count: Option<u64>,
     received: u64,
@@ -181,6 +183,7 @@ impl Mailbin {
         Mailbin {
             store,
             backlog: Backlog::default(),
+            senders: Vec::new(),
             count,
             received: 0,
             rejected: 0,
@@ -228,14 +231,15 @@ impl Mailbin {
     /// stored, to be printed: a printed form is a stored one. While another
     /// program holds the lock, stores nothing, unless `stopping`: then it
     /// waits for the lock (until a second Ctrl-C).
-    fn store(&mut self, stopping: bool) -> Result<Vec<String>> {
+    fn store(&mut self, stopping: bool) -> Result<std::vec::Drain<'_, String>> {
         let Mailbin {
             store,
             backlog,
+            senders,
             rejected,
             ..
         } = self;
-        let senders = store.flush(backlog, stopping, |writer, (form, message)| {
+        store.flush(backlog, stopping, senders, |writer, (form, message)| {
             let row = params![
                 form.first_name,
                 form.last_name,
@@ -257,8 +261,8 @@ impl Mailbin {
             } = &form;
             Ok(Some(format!("{first_name} {last_name} {email}")))
         })?;
-        self.received += senders.len() as u64;
-        Ok(senders)
+        self.received += self.senders.len() as u64;
+        Ok(self.senders.drain(..))
     }
 
     /// `mailbin: 3 forms received, 1 rejected` on stderr.

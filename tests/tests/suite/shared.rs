@@ -56,7 +56,7 @@ fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
         for &n in burst {
             backlog.accepted(n, 1);
         }
-        let kept = store.flush(&mut backlog, true, |writer, n: i64| {
+        let kept = store.flush(&mut backlog, true, &mut stored, |writer, n: i64| {
             let message = format!("n={n}");
             Ok(Some(writer.insert(
                 INSERT,
@@ -64,7 +64,7 @@ fn a_row_sqlite_refuses_is_a_rejection_and_the_store_goes_on() {
                 message.as_bytes(),
             )?))
         });
-        stored.extend(kept.unwrap());
+        kept.unwrap();
     }
     assert_eq!(
         stored,

@@ -53,6 +53,8 @@ pub struct Saver {
     keyed: bool,
     /// Results read, each with the message it came in, waiting to be stored.
     backlog: Backlog<(Computation, zmq::Message)>,
+    /// The new results stored, to be printed.
+    stored: Vec<zmq::Message>,
     /// With --ack-port: which results it holds, told only once they are kept.
     kept: Option<Kept>,
     /// --count: stop after this many results.
@@ -78,6 +80,7 @@ impl Saver {
             store,
             keyed,
             backlog: Backlog::default(),
+            stored: Vec::new(),
             kept: acknowledging.then(Kept::default),
             count,
             received: 0,
@@ -129,17 +132,18 @@ impl Saver {
     /// committed, to be printed: a printed result is a stored one. While
     /// another program holds the lock, stores nothing, unless `stopping`:
     /// then it waits for the lock (until a second Ctrl-C).
-    pub fn store(&mut self, stopping: bool) -> Result<Vec<zmq::Message>> {
+    pub fn store(&mut self, stopping: bool) -> Result<std::vec::Drain<'_, zmq::Message>> {
         let Saver {
             store,
             keyed,
             backlog,
+            stored: new,
             kept,
             duplicates,
             rejected,
             ..
         } = self;
-        let new = store.flush(backlog, stopping, |writer, (result, message)| {
+        store.flush(backlog, stopping, new, |writer, (result, message)| {
             let (unit, counter, x, y) = (result.unit, result.counter, result.x, result.y);
             // Stored, and, when the pair was there already, whether the
             // row there has other values.
@@ -192,8 +196,8 @@ impl Saver {
                 }
             })
         })?;
-        self.received += new.len() as u64;
-        Ok(new)
+        self.received += self.stored.len() as u64;
+        Ok(self.stored.drain(..))
     }
 
     /// With --ack-port, says on `ack_sender` which results it now holds
