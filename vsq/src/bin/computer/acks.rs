@@ -3,7 +3,7 @@
 //! every result kept until the saver says it holds it. A tutorial reader
 //! may skip it.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -61,7 +61,9 @@ impl Acks {
         save_sender: &zmq::Socket,
         outbox: &mut Outbox,
     ) -> Result<bool> {
-        self.unacknowledged.keep(counter, message);
+        // Sent a moment ago: the last read of the acknowledgements (at most
+        // a millisecond ago, in a stream) is close enough, without a clock.
+        self.unacknowledged.keep(counter, message, self.read);
         self.wait_until(self.window - 1, save_sender, outbox, stop::requested)
     }
 
@@ -165,17 +167,38 @@ impl Acks {
     }
 }
 
-/// The computer's side: every result not acknowledged yet, by counter,
-/// with the time it was last sent.
+/// The computer's side: every result not acknowledged yet, in a window
+/// of its counters, with the time it was last sent. Counters come one
+/// after the other, so the window is a ring: a result kept or forgotten
+/// costs a constant time, and the buffer of a result acknowledged holds
+/// the next one.
 #[derive(Debug)]
 struct Unacknowledged {
     unit: i64,
-    results: BTreeMap<i64, (Instant, Vec<u8>)>,
+    /// The counter of the first slot.
+    first: i64,
+    /// A slot for each counter from `first`: the result waiting, or None
+    /// once acknowledged. The first slot always waits.
+    slots: VecDeque<Option<Waiting>>,
+    /// How many slots wait.
+    waiting: usize,
+    /// Buffers of results acknowledged, for the next ones.
+    spare: Vec<Vec<u8>>,
     timeout: Duration,
     /// Whether any acknowledgement came: a saver without --ack-port sends
     /// none, and is not flooded with results sent again.
     heard: bool,
 }
+
+/// A result that waits for its acknowledgement.
+#[derive(Debug)]
+struct Waiting {
+    sent: Instant,
+    message: Vec<u8>,
+}
+
+/// How many buffers of acknowledged results are kept for the next ones.
+const SPARE: usize = 1024;
 
 impl Unacknowledged {
     /// `timeout`: how long a result may wait for its acknowledgement
@@ -183,20 +206,38 @@ impl Unacknowledged {
     fn new(unit: i64, timeout: Duration) -> Unacknowledged {
         Unacknowledged {
             unit,
-            results: BTreeMap::new(),
+            first: 0,
+            slots: VecDeque::new(),
+            waiting: 0,
+            spare: Vec::new(),
             timeout,
             heard: false,
         }
     }
 
-    /// Keeps a result, sent now, until it is acknowledged.
-    fn keep(&mut self, counter: i64, message: &[u8]) {
-        self.results.insert(counter, (Instant::now(), message.to_vec()));
+    /// Keeps a result, sent at `sent`, until it is acknowledged. Its
+    /// counter follows the last one kept.
+    fn keep(&mut self, counter: i64, message: &[u8], sent: Instant) {
+        if self.slots.is_empty() {
+            self.first = counter;
+        }
+        // A counter past the next one leaves empty slots between.
+        while self.first + (self.slots.len() as i64) < counter {
+            self.slots.push_back(None);
+        }
+        let mut buffer = self.spare.pop().unwrap_or_default();
+        buffer.clear();
+        buffer.extend_from_slice(message);
+        self.slots.push_back(Some(Waiting {
+            sent,
+            message: buffer,
+        }));
+        self.waiting += 1;
     }
 
     /// How many results wait for their acknowledgement.
     fn len(&self) -> usize {
-        self.results.len()
+        self.waiting
     }
 
     /// Forgets the results an acknowledgement names; says what is wrong
@@ -209,14 +250,22 @@ impl Unacknowledged {
             .and_then(ack::parse_ranges)
             .ok_or_else(|| format!("not an acknowledgement \"{topic}<counters>\""))?;
         self.heard = true;
+        let end = self.first + self.slots.len() as i64;
         for (first, last) in ranges {
-            if last - first < self.results.len() as i64 {
-                for counter in first..=last {
-                    self.results.remove(&counter);
+            // Only the part of the range in the window.
+            for counter in first.max(self.first)..=last.min(end - 1) {
+                let slot = &mut self.slots[(counter - self.first) as usize];
+                if let Some(waiting) = slot.take() {
+                    self.waiting -= 1;
+                    if self.spare.len() < SPARE {
+                        self.spare.push(waiting.message);
+                    }
                 }
-            } else {
-                self.results.retain(|counter, _| !(first..=last).contains(counter));
             }
+        }
+        while self.slots.front().is_some_and(Option::is_none) {
+            self.slots.pop_front();
+            self.first += 1;
         }
         Ok(())
     }
@@ -227,9 +276,11 @@ impl Unacknowledged {
     fn overdue(&self) -> bool {
         self.heard
             && self
-                .results
-                .first_key_value()
-                .is_some_and(|(_, (sent, _))| sent.elapsed() >= self.timeout)
+                .slots
+                .iter()
+                .flatten()
+                .next()
+                .is_some_and(|oldest| oldest.sent.elapsed() >= self.timeout)
     }
 
     /// Sends again, oldest first, every result (`all`) or those that waited
@@ -240,12 +291,12 @@ impl Unacknowledged {
         mut send: impl FnMut(&[u8]) -> anyhow::Result<bool>,
     ) -> anyhow::Result<()> {
         let now = Instant::now();
-        for (sent, message) in self.results.values_mut() {
-            if all || now.duration_since(*sent) >= self.timeout {
-                if !send(message)? {
+        for waiting in self.slots.iter_mut().flatten() {
+            if all || now.duration_since(waiting.sent) >= self.timeout {
+                if !send(&waiting.message)? {
                     break;
                 }
-                *sent = now;
+                waiting.sent = now;
             }
         }
         Ok(())
@@ -261,22 +312,39 @@ mod tests {
     #[test]
     fn an_acknowledgement_no_saver_sends_is_refused() {
         let mut unacknowledged = Unacknowledged::new(4, Duration::from_secs(1));
-        unacknowledged.keep(0, b"result");
+        unacknowledged.keep(0, b"result", Instant::now());
         unacknowledged.acknowledge(b"4 5--9223372036854775808").unwrap_err();
-        assert_eq!(unacknowledged.results.len(), 1);
+        assert_eq!(unacknowledged.len(), 1);
     }
 
     #[test]
     fn acknowledged_results_are_forgotten_and_the_rest_kept() {
         let mut unacknowledged = Unacknowledged::new(42, Duration::from_secs(1));
         for counter in 0..6 {
-            unacknowledged.keep(counter, b"result");
+            unacknowledged.keep(
+                counter,
+                format!("result {counter}").as_bytes(),
+                Instant::now(),
+            );
         }
         unacknowledged.acknowledge(b"7 0").unwrap_err();
         unacknowledged.acknowledge(b"42 0-2,4").unwrap();
-        assert_eq!(
-            unacknowledged.results.keys().copied().collect::<Vec<_>>(),
-            [3, 5]
-        );
+        assert_eq!(unacknowledged.len(), 2);
+        let mut resent = Vec::new();
+        unacknowledged
+            .resend(true, |message| {
+                resent.push(message.to_vec());
+                Ok(true)
+            })
+            .unwrap();
+        assert_eq!(resent, [b"result 3".to_vec(), b"result 5".to_vec()]);
+        // Far past the window, or before it: nothing to forget.
+        unacknowledged.acknowledge(b"42 100-200,0-1").unwrap();
+        assert_eq!(unacknowledged.len(), 2);
+        unacknowledged.acknowledge(b"42 3-5").unwrap();
+        assert_eq!((unacknowledged.len(), unacknowledged.slots.len()), (0, 0));
+        // A buffer acknowledged holds the next result.
+        unacknowledged.keep(6, b"result 6", Instant::now());
+        assert!(unacknowledged.spare.len() >= 3);
     }
 }
