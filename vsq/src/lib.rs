@@ -107,7 +107,10 @@ mod tests {
     #[test]
     fn a_computers_result_has_a_key_in_a_keyed_store_and_no_other_has() {
         assert_eq!(schema::key(1, 0), Some(1 << 48));
-        assert_eq!(schema::key(9999, (1 << 48) - 1), Some((9999 << 48) + (1 << 48) - 1));
+        assert_eq!(
+            schema::key(9999, (1 << 48) - 1),
+            Some((9999 << 48) + (1 << 48) - 1)
+        );
         // Keys of neighbouring pairs are neighbours, and never meet.
         assert!(schema::key(42, (1 << 48) - 1) < schema::key(43, 0));
         for (unit, counter) in [(0, 0), (10_000, 0), (1, -1), (1, 1 << 48), (-5, 7)] {
