@@ -65,7 +65,8 @@ fn save(args: &Args) -> Result<ExitCode> {
     let context = zmq::Context::new();
     // Who may connect (--allow), and the server's open files (guard.rs).
     let guard = Guard::start(&context, &args.allow)?;
-    // Socket to receive the computers' save requests (named as in saver.py).
+    // Socket to receive the computers' save requests: a PULL socket, named
+    // req_receiver as in saver.py ("req" for a save request, not REQ).
     let req_receiver = context.socket(zmq::PULL).context("cannot create a socket")?;
     // How its connections are watched, and who may make one (lib.rs).
     examples_common::set_up_server(&req_receiver, &guard)?;
