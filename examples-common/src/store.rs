@@ -8,9 +8,10 @@
 //! row, even if the program is killed the next instant.
 //!
 //! Trap: another program may hold the write lock (`sqlite3` in a long
-//! transaction). The store waits for it, and the program reads nothing
-//! meanwhile: its queue fills up and its peers block at their high-water
-//! mark, which is ZeroMQ's back-pressure. A second Ctrl-C gives up.
+//! transaction). The store waits for it, while the program reads on into
+//! its [`Backlog`]; when that is full, the program stops reading, its
+//! socket's queue fills up and its peers block at their high-water mark,
+//! which is ZeroMQ's back-pressure. A second Ctrl-C gives up.
 //!
 //! Trap: when the disk fills (or fails) in the middle of a transaction,
 //! SQLite may roll the whole transaction back by itself. Only a row SQLite
@@ -117,7 +118,7 @@ impl Store {
                 .execute_batch(&format!("BEGIN IMMEDIATE; {schema}; {REJECTED}; COMMIT;"))
                 .map(|()| connection)
         };
-        let opened = while_locked(path, open);
+        let opened = while_locked(path, &mut false, true, open);
         let mut store = Store {
             database: None,
             made,
@@ -280,7 +281,7 @@ impl<'a> Writer<'a> {
         let Some(database) = self.database else {
             return Ok(Stored::New);
         };
-        match self.execute(insert, values, true) {
+        match self.execute(insert, values) {
             Ok(0) => Ok(Stored::Duplicate),
             Ok(_) => Ok(Stored::New),
             // Only a row refused for what it holds, in a transaction that
@@ -300,7 +301,8 @@ impl<'a> Writer<'a> {
         let Some(database) = self.database else {
             return Ok(false);
         };
-        let found = self.statement(query).and_then(|statement| statement.exists(values));
+        let found = prepared(&mut self.statements, database, query)
+            .and_then(|statement| statement.exists(values));
         found.map_err(|error| {
             let path = database.path.display();
             anyhow!("cannot read the store {path}: {}", reason(error))
@@ -321,49 +323,41 @@ impl<'a> Writer<'a> {
             }
             false => Cow::Borrowed(reason),
         };
-        match self.execute(INSERT_REJECTED, params![head, reason], true) {
+        match self.execute(INSERT_REJECTED, params![head, reason]) {
             Ok(_) => Ok(()),
             Err(error) => Err(database.cannot_write(error)),
         }
     }
 
-    /// The statement of `sql`, prepared once for this transaction.
-    fn statement(&mut self, sql: &'static str) -> rusqlite::Result<&mut CachedStatement<'a>> {
-        let key = sql.as_ptr() as usize;
-        let at = match self.statements.iter().position(|(known, _)| *known == key) {
-            Some(at) => at,
-            None => {
-                let database = self.database.ok_or(rusqlite::Error::InvalidQuery)?;
-                let statement = database.connection.prepare_cached(sql)?;
-                self.statements.push((key, statement));
-                self.statements.len() - 1
-            }
-        };
-        Ok(&mut self.statements[at].1)
+    /// Runs `sql` with `values`, then `received_at`; returns how many rows
+    /// it changed.
+    fn execute(&mut self, sql: &'static str, values: &[&dyn ToSql]) -> rusqlite::Result<usize> {
+        let database = self.database.ok_or(rusqlite::Error::InvalidQuery)?;
+        let statement = prepared(&mut self.statements, database, sql)?;
+        for (index, value) in (1..).zip(values) {
+            statement.raw_bind_parameter(index, value)?;
+        }
+        statement.raw_bind_parameter(values.len() + 1, &self.received_at)?;
+        statement.raw_execute()
     }
+}
 
-    /// Runs `sql` with `values`, then `received_at` when `stamped`;
-    /// returns how many rows it changed.
-    fn execute(
-        &mut self,
-        sql: &'static str,
-        values: &[&dyn ToSql],
-        stamped: bool,
-    ) -> rusqlite::Result<usize> {
-        let received_at = std::mem::take(&mut self.received_at);
-        let outcome = (|| {
-            let statement = self.statement(sql)?;
-            for (index, value) in (1..).zip(values) {
-                statement.raw_bind_parameter(index, value)?;
-            }
-            if stamped {
-                statement.raw_bind_parameter(values.len() + 1, &received_at)?;
-            }
-            statement.raw_execute()
-        })();
-        self.received_at = received_at;
-        outcome
-    }
+/// The statement of `sql` among a transaction's `statements`, prepared on
+/// its first use (they are known by the address of their SQL, a constant).
+fn prepared<'s, 'a>(
+    statements: &'s mut Vec<(usize, CachedStatement<'a>)>,
+    database: &'a Database,
+    sql: &'static str,
+) -> rusqlite::Result<&'s mut CachedStatement<'a>> {
+    let key = sql.as_ptr() as usize;
+    let at = match statements.iter().position(|(known, _)| *known == key) {
+        Some(at) => at,
+        None => {
+            statements.push((key, database.connection.prepare_cached(sql)?));
+            statements.len() - 1
+        }
+    };
+    Ok(&mut statements[at].1)
 }
 
 /// How many rows are written in one transaction, at most.
@@ -474,54 +468,44 @@ impl Database {
         if !self.connection.is_autocommit() {
             return Ok(true);
         }
-        let (program, path) = (crate::program_name(), self.path.display());
-        loop {
-            // Each try waits the busy timeout (a slice) for the lock.
-            match self.connection.execute_batch("BEGIN IMMEDIATE") {
-                Ok(()) => {
-                    if std::mem::take(&mut self.waiting) {
-                        note!("{program}: the store {path} is free again");
-                    }
-                    return Ok(true);
-                }
-                Err(error) if is_busy(&error) && stop::signals() < 2 => {
-                    if !self.waiting {
-                        note!(
-                            "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
-                        );
-                        self.waiting = true;
-                    }
-                    if !wait {
-                        return Ok(false);
-                    }
-                }
-                Err(error) => return Err(self.cannot_write(error)),
-            }
+        let connection = &self.connection;
+        let begin = || connection.execute_batch("BEGIN IMMEDIATE");
+        match while_locked(&self.path, &mut self.waiting, wait, begin) {
+            Ok(()) => Ok(true),
+            // Not waiting: the caller tries again later.
+            Err(error) if is_busy(&error) && stop::signals() < 2 => Ok(false),
+            Err(error) => Err(self.cannot_write(error)),
         }
     }
 }
 
-/// Tries `attempt` again while another program holds the database's lock
-/// (each try waits the busy timeout), saying so on stderr; a second Ctrl-C
-/// or SIGTERM gives up.
+/// Tries `attempt` while another program holds the database's lock (each
+/// try waits the busy timeout, a slice), saying so on stderr once
+/// (`waiting` remembers it), and again when the store is free. Gives up,
+/// with SQLite's "busy" error, at a second Ctrl-C or SIGTERM, or at once
+/// unless it may `wait`.
 fn while_locked<T>(
     path: &Path,
+    waiting: &mut bool,
+    wait: bool,
     mut attempt: impl FnMut() -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     let (program, path) = (crate::program_name(), path.display());
-    let mut waited = false;
     loop {
         match attempt() {
             Err(error) if is_busy(&error) && stop::signals() < 2 => {
-                if !waited {
+                if !*waiting {
                     note!(
                         "{program}: the store {path} is locked by another program; waiting for it (a second Ctrl-C gives up)"
                     );
-                    waited = true;
+                    *waiting = true;
+                }
+                if !wait {
+                    return Err(error);
                 }
             }
             outcome => {
-                if waited && outcome.is_ok() {
+                if outcome.is_ok() && std::mem::take(waiting) {
                     note!("{program}: the store {path} is free again");
                 }
                 return outcome;
