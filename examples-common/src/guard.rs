@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -105,20 +105,9 @@ impl Guard {
             socket.set_zap_domain(DOMAIN)?;
         }
         // Its accepts, watched from the guard's thread.
-        static MONITORS: AtomicUsize = AtomicUsize::new(0);
-        let endpoint = format!(
-            "inproc://guard-{}",
-            MONITORS.fetch_add(1, Ordering::Relaxed)
-        );
         let watched =
             zmq::SocketEvent::ACCEPTED.to_raw() | zmq::SocketEvent::ACCEPT_FAILED.to_raw();
-        socket
-            .monitor(&endpoint, i32::from(watched))
-            .context("cannot monitor a socket")?;
-        let monitor =
-            self.context.socket(zmq::PAIR).context("cannot create a socket for a monitor")?;
-        monitor.set_linger(0)?;
-        monitor.connect(&endpoint).context("cannot read a socket's events")?;
+        let monitor = crate::link::monitor(&self.context, socket, watched)?;
         self.monitors
             .send(monitor)
             .map_err(|_| anyhow::anyhow!("the guard's thread has stopped"))
@@ -222,21 +211,15 @@ impl Watch {
     /// Reads a socket's accepts: says once when one failed for want of
     /// files, and once more when it comes back to that after an accept.
     fn read_accepts(&mut self, monitor: &zmq::Socket) {
-        while let Ok(event) = monitor.recv_multipart(zmq::DONTWAIT) {
-            // Two frames: 2 bytes of event and 4 of value (here, errno),
-            // then the endpoint.
-            let Some(&[low, high, a, b, c, d]) = event.first().and_then(|frame| frame.get(..6))
-            else {
-                continue;
-            };
-            let event = zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high]));
+        // (An error here ends the watch of this socket's accepts, not the
+        // program.)
+        while let Ok(Some((event, errno))) = crate::link::next_event(monitor) {
             if event == zmq::SocketEvent::ACCEPTED {
                 self.at_limit = false;
                 continue;
             }
-            let errno = i32::from_ne_bytes([a, b, c, d]);
             let out_of_files = [nix::errno::Errno::EMFILE, nix::errno::Errno::ENFILE]
-                .contains(&nix::errno::Errno::from_raw(errno));
+                .contains(&nix::errno::Errno::from_raw(errno as i32));
             if out_of_files && !self.at_limit {
                 let limit = getrlimit(Resource::RLIMIT_NOFILE).map_or(0, |(soft, _)| soft);
                 note!(

@@ -51,18 +51,9 @@ impl Link {
     /// call it before `socket.connect(endpoint)`, so that the first
     /// handshake is seen too.
     pub fn watch(context: &zmq::Context, socket: &zmq::Socket, endpoint: &str) -> Result<Link> {
-        static MONITORS: AtomicUsize = AtomicUsize::new(0);
-        let monitor = format!(
-            "inproc://monitor-{}",
-            MONITORS.fetch_add(1, Ordering::Relaxed)
-        );
         let watched = zmq::SocketEvent::HANDSHAKE_SUCCEEDED.to_raw()
             | zmq::SocketEvent::DISCONNECTED.to_raw();
-        socket
-            .monitor(&monitor, i32::from(watched))
-            .context("cannot monitor a socket")?;
-        let events = context.socket(zmq::PAIR).context("cannot create a socket for a monitor")?;
-        events.connect(&monitor).context("cannot read a socket's events")?;
+        let events = monitor(context, socket, watched)?;
         warn_if_unresolvable(endpoint);
         Ok(Link {
             endpoint: endpoint.to_owned(),
@@ -103,22 +94,10 @@ impl Link {
 
     fn read_events(&mut self, receiver: Option<&zmq::Socket>) -> Result<bool> {
         let mut made = false;
-        loop {
-            let frames = match self.events.recv_multipart(zmq::DONTWAIT) {
-                Ok(frames) => frames,
-                Err(zmq::Error::EAGAIN) => return Ok(made),
-                Err(error) => return Err(error).context("cannot read a socket's events"),
-            };
-            // An event is two frames: 2 bytes of event number and 4 of
-            // value, then the peer's endpoint.
-            let Some(&[low, high]) = frames.first().and_then(|frame| frame.get(..2)) else {
-                continue;
-            };
+        while let Some((event, _)) = next_event(&self.events)? {
             let program = crate::program_name();
             let peer = &self.peer;
-            if zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high]))
-                == zmq::SocketEvent::HANDSHAKE_SUCCEEDED
-            {
+            if event == zmq::SocketEvent::HANDSHAKE_SUCCEEDED {
                 if std::mem::take(&mut self.lost) {
                     crate::note!("{program}: connected to {peer} again");
                     self.again = true;
@@ -148,6 +127,7 @@ impl Link {
                 .connect(&self.endpoint)
                 .with_context(|| format!("cannot connect to {}", self.endpoint))?;
         }
+        Ok(made)
     }
 
     /// Waits until `socket` has a message to receive, as a blocking `recv`
@@ -174,6 +154,45 @@ impl Link {
                     false => Wait::TimedOut,
                 });
             }
+        }
+    }
+}
+
+/// Starts libzmq's monitor of `socket` for `events` (a mask of
+/// [`zmq::SocketEvent`]s): returns the socket its events come on.
+pub(crate) fn monitor(
+    context: &zmq::Context,
+    socket: &zmq::Socket,
+    events: u16,
+) -> Result<zmq::Socket> {
+    static MONITORS: AtomicUsize = AtomicUsize::new(0);
+    let endpoint = format!(
+        "inproc://monitor-{}",
+        MONITORS.fetch_add(1, Ordering::Relaxed)
+    );
+    socket
+        .monitor(&endpoint, i32::from(events))
+        .context("cannot monitor a socket")?;
+    let monitor = context.socket(zmq::PAIR).context("cannot create a socket for a monitor")?;
+    monitor.set_linger(0)?;
+    monitor.connect(&endpoint).context("cannot read a socket's events")?;
+    Ok(monitor)
+}
+
+/// The next event waiting on a `monitor`, without waiting: the event and
+/// its value (an errno, a file descriptor); None when none waits.
+pub(crate) fn next_event(monitor: &zmq::Socket) -> Result<Option<(zmq::SocketEvent, u32)>> {
+    loop {
+        let frames = match monitor.recv_multipart(zmq::DONTWAIT) {
+            Ok(frames) => frames,
+            Err(zmq::Error::EAGAIN) => return Ok(None),
+            Err(error) => return Err(error).context("cannot read a socket's events"),
+        };
+        // An event is two frames: 2 bytes of event number and 4 of value,
+        // then the peer's endpoint.
+        if let Some(&[low, high, a, b, c, d]) = frames.first().and_then(|frame| frame.get(..6)) {
+            let event = zmq::SocketEvent::from_raw(u16::from_ne_bytes([low, high]));
+            return Ok(Some((event, u32::from_ne_bytes([a, b, c, d]))));
         }
     }
 }
